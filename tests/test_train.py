@@ -1,0 +1,158 @@
+"""train.py end to end: the run-directory contract, bad input, and runs that survive
+(SIGTERM + exact resume, a truncated checkpoint, a NaN, the same seed twice)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from training.checkpoint import list_checkpoints, load_latest
+
+REPO = Path(__file__).resolve().parents[1]
+# A small SAC run on Pendulum-v1: a few seconds on 2 cores.
+TINY_SAC = ["agent.hidden_sizes=[32, 32]", "agent.batch_size=32", "agent.learning_starts=100",
+            "eval.episodes=1", "eval.every=300", "log.every=100", "checkpoint.every=200",
+            "wandb.mode=disabled"]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def learner_state(run_dir: Path) -> dict:
+    state, _ = load_latest(run_dir / "checkpoints")
+    return state["learner"]
+
+
+def assert_identical(a: object, b: object, where: str = "learner") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli("--out", str(out), "total_steps=400", *TINY_SAC, "wandb.mode=offline",
+                     "wandb.tags=[smoke]")
+    assert result.returncode == 0, result.stderr
+    assert (out / "config.yaml").is_file()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["global_step"] for r in rows if "loss/critic" in r] == [200, 300, 400]
+    assert {"loss/critic", "loss/actor", "loss/alpha", "stats/alpha", "stats/entropy"} <= rows[-2].keys()
+    assert any("eval/return_mean" in r for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["total_steps"] == 400
+    for key in ("kind", "seed", "wall_time_s", "steps_per_s", "env_id", "eval_return_mean",
+                "eval_return_std", "eval_episodes"):
+        assert key in summary, key
+    assert list_checkpoints(out / "checkpoints")
+    offline = list((out / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("run-*.wandb")), "no offline W&B run files"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["agent.batch_size=-4"], "agent.batch_size"),
+        (["agent.learning_starts=30000"], "learning_starts"),
+        (["agent.bogus=1"], "unknown key 'agent.bogus'"),
+        (["env.id=HalfCheeta-v5"], "HalfCheetah-v5"),
+        (["env.id=CartPole-v1"], "Discrete"),
+        (["--config", "configs/nope.yaml"], "config file not found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    result = run_cli("--out", str(out), *args, "wandb.mode=disabled")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_sigterm_then_resume_ends_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
+    steps = ["total_steps=1500", *TINY_SAC]
+    straight = run_cli("--out", str(tmp_path / "straight"), *steps)
+    assert straight.returncode == 0, straight.stderr
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--out", str(out), *steps],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and "\"global_step\": 300" in metrics.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["total_steps"] < 1500
+
+    resumed = run_cli("--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    assert_identical(learner_state(tmp_path / "straight"), learner_state(out))
+    assert (tmp_path / "straight" / "metrics.jsonl").read_text() == metrics.read_text()
+
+
+def test_resume_skips_a_truncated_checkpoint_and_uses_the_previous_one(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = run_cli("--out", str(out), "total_steps=600", *TINY_SAC)
+    assert first.returncode == 0, first.stderr
+    newest, previous = list_checkpoints(out / "checkpoints")[:2]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    resumed = run_cli("--resume", str(out), "total_steps=800")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipping checkpoint" in resumed.stderr and newest.name in resumed.stderr
+    assert f"from {previous.name}" in resumed.stderr
+    assert json.loads((out / "summary.json").read_text())["total_steps"] == 800
+
+
+def test_same_seed_gives_the_same_metrics_file(tmp_path: Path) -> None:
+    a = run_cli("--out", str(tmp_path / "a"), "total_steps=400", *TINY_SAC)
+    b = run_cli("--out", str(tmp_path / "b"), "total_steps=400", *TINY_SAC)
+    assert a.returncode == b.returncode == 0
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_a_nan_in_the_critic_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import agents.sac as sac
+
+    real_critic_loss = sac.critic_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):  # NaN from the 250th update on
+        loss, info = real_critic_loss(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), info) if calls["n"] >= 250 else (loss, info)
+
+    monkeypatch.setattr(sac, "critic_loss", poisoned)
+    out = tmp_path / "run"
+    code = train.main(["--out", str(out), "total_steps=1000", *TINY_SAC])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "non-finite loss/critic" in err and "at step 400" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "loss/critic" in summary["message"]
+    kept = list_checkpoints(out / "checkpoints")
+    assert kept[0].name == "step_000000000200.pt"
+    assert load_latest(out / "checkpoints")[0]["step"] == 200

@@ -1,0 +1,246 @@
+"""The training loop shared by every kind: drive a Learner, log, evaluate, checkpoint, stop well.
+
+A `Learner` (agents.sac.SACLearner, agents.reinforce.ReinforceLearner, vae.trainer.VAELearner)
+does the work in `advance()`; this loop decides when to log, evaluate and checkpoint, turns
+SIGINT/SIGTERM into a checkpoint and exit 130, and stops on a non-finite value before it can
+reach a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from training.checkpoint import first_non_finite, list_checkpoints, save_checkpoint
+from training.config import RunConfig
+from training.sinks import MetricsFile, Progress, WandbSink
+
+EXIT_COMPLETED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Learner(Protocol):
+    """What the loop drives; see each implementation for its units of `step`."""
+
+    step: int
+    steps_per_advance: int
+
+    def advance(self, log: bool) -> dict[str, float]: ...
+    def evaluate(self) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def summary(self) -> dict[str, Any]: ...
+    def write_figures(self, out_dir: Path) -> list[Path]: ...
+    def close(self) -> None: ...
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, metric or parameter became NaN or infinite."""
+
+
+# ---------------------------------------------------------------- global RNGs
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy's global RNG and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------- signals
+
+
+class StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop after the current update; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._previous:
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\n{signal.Signals(signum).name}: finishing the current update, then checkpointing "
+              "(press Ctrl-C again to abort without a checkpoint)", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """True when a multiple of `every` lies in (before, after]."""
+    return every > 0 and after // every > before // every
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def check_finite(metrics: dict[str, float], step: int) -> None:
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise NonFiniteError(f"non-finite {key} = {value} at step {step}")
+
+
+@dataclass
+class Resume:
+    """What a checkpoint restores besides the learner."""
+
+    rng: dict[str, Any]
+    wandb_id: str | None
+    wall_time_s: float
+    last_eval: dict[str, float]
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> Resume:
+        run = state["run"]
+        return cls(state["rng"], run["wandb_id"], float(run["wall_time_s"]), dict(run["last_eval"]))
+
+
+def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_dir: Path,
+          run_name: str, resume: Resume | None, stop: StopFlag) -> int:
+    """Run `learner` to `config.total_steps`; return the process exit code.
+
+    Writes metrics.jsonl, checkpoints/, summary.json and (unless disabled) the W&B run into
+    `run_dir`. The caller has seeded the global RNGs and built the learner; with `resume`,
+    the learner already holds its checkpointed state and the RNGs are restored here.
+    """
+    ckpt_dir = run_dir / "checkpoints"
+    start_step = learner.step
+    last_eval: dict[str, float] = {}
+    wall_before = 0.0
+    if resume is not None:
+        set_rng_state(resume.rng)
+        last_eval, wall_before = resume.last_eval, resume.wall_time_s
+    metrics_file = MetricsFile(run_dir / "metrics.jsonl", resume_step=start_step if resume else None)
+    wandb = WandbSink(mode=config.wandb.mode, run_dir=run_dir, config=config_data, name=run_name,
+                      project=config.wandb.project, entity=config.wandb.entity,
+                      group=config.wandb.group, tags=config.wandb.tags,
+                      run_id=resume.wandb_id if resume else None)
+    progress = Progress(config.total_steps, start_step, run_name)
+    started = time.perf_counter()
+    rate_clock, rate_step = started, start_step
+
+    def elapsed() -> float:
+        return wall_before + time.perf_counter() - started
+
+    def checkpoint() -> Path:
+        state = {"step": learner.step, "learner": learner.state_dict(), "rng": rng_state(),
+                 "run": {"wandb_id": wandb.run_id, "wall_time_s": elapsed(), "last_eval": last_eval}}
+        bad = first_non_finite(state["learner"])
+        if bad is not None:
+            raise NonFiniteError(f"non-finite value in {bad} at step {learner.step}")
+        return save_checkpoint(state, ckpt_dir, learner.step, keep=config.checkpoint.keep)
+
+    def log(metrics: dict[str, float]) -> None:
+        check_finite(metrics, learner.step)
+        metrics_file.write(learner.step, metrics)
+        wandb.log(learner.step, metrics)
+
+    def evaluate() -> None:
+        nonlocal last_eval
+        last_eval = learner.evaluate()
+        log(last_eval)
+        progress.update(0, last_eval)
+
+    def finish(status: str, code: int, note: str | None = None) -> int:
+        progress.close()
+        wall = elapsed()
+        summary = {"kind": config.kind, "seed": config.seed, "status": status,
+                   "total_steps": learner.step, "wall_time_s": round(wall, 3),
+                   "steps_per_s": round(learner.step / wall, 3) if wall > 0 else 0.0,
+                   **learner.summary()}
+        if "eval/return_mean" in last_eval:
+            summary |= {"eval_return_mean": last_eval["eval/return_mean"],
+                        "eval_return_std": last_eval["eval/return_std"],
+                        "eval_episodes": int(last_eval["eval/episodes"])}
+        if note:
+            summary["message"] = note
+        write_json_atomic(run_dir / "summary.json", summary)
+        metrics_file.close()
+        wandb.finish(exit_code=code)
+        learner.close()
+        return code
+
+    try:
+        while learner.step < config.total_steps and stop.signal is None:
+            before = learner.step
+            after = before + learner.steps_per_advance
+            logging = crossed(before, after, config.log.every) or after >= config.total_steps
+            metrics = learner.advance(logging)
+            now = learner.step
+            if logging:
+                clock = time.perf_counter()
+                steps_per_s = (now - rate_step) / max(clock - rate_clock, 1e-9)
+                rate_clock, rate_step = clock, now
+                log(metrics)
+                wandb.log(now, {"time/steps_per_s": steps_per_s})
+            progress.update(now - before, metrics if logging else None)
+            if now < config.total_steps:
+                if crossed(before, now, config.eval.every):
+                    evaluate()
+                if crossed(before, now, config.checkpoint.every):
+                    checkpoint()
+        if stop.signal is not None and learner.step < config.total_steps:
+            path = checkpoint()
+            print(f"interrupted at step {learner.step}; checkpoint {path.relative_to(run_dir)} written. "
+                  f"Resume with: python train.py --resume {run_dir}", file=sys.stderr)
+            return finish("interrupted", EXIT_INTERRUPTED)
+        evaluate()
+        checkpoint()
+        wandb.log_images(learner.step, learner.write_figures(run_dir))
+        return finish("completed", EXIT_COMPLETED)
+    except NonFiniteError as e:
+        kept = list_checkpoints(ckpt_dir)
+        where = f"the last good checkpoint {kept[0].relative_to(run_dir)} is kept" if kept else "no checkpoint had been written yet"
+        message = f"training stopped: {e}; {where}"
+        print(f"error: {message}", file=sys.stderr)
+        return finish("failed", EXIT_FAILED, message)
+    except KeyboardInterrupt:
+        print("aborted without a checkpoint", file=sys.stderr)
+        return finish("interrupted", EXIT_INTERRUPTED, "aborted by a second Ctrl-C; no checkpoint written")
+    except Exception as e:
+        finish("failed", EXIT_FAILED, f"{type(e).__name__}: {e}")
+        raise
