@@ -27,7 +27,15 @@ from training.config import (
     save_config,
     to_dict,
 )
-from training.loop import EXIT_BAD_INPUT, EXIT_COMPLETED, Learner, Resume, StopFlag, seed_everything, train
+from training.loop import (
+    EXIT_BAD_INPUT,
+    EXIT_COMPLETED,
+    Learner,
+    Resume,
+    StopFlag,
+    seed_everything,
+    train,
+)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sac_pendulum.yaml"
 

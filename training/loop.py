@@ -175,6 +175,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         return save_checkpoint(state, ckpt_dir, learner.step, keep=config.checkpoint.keep)
 
     def log(metrics: dict[str, float]) -> None:
+        if not metrics:
+            return
         check_finite(metrics, learner.step)
         metrics_file.write(learner.step, metrics)
         wandb.log(learner.step, metrics)

@@ -1,0 +1,432 @@
+"""Samplers written as z = g(params, eps): every `rsample` is differentiable in the parameters.
+
+Read top to bottom: argument checks, the diagonal Gaussian, the tanh-squashed Gaussian built
+on it, the other location-scale families (Laplace, Logistic, LogNormal), and finally the
+Gumbel-Softmax (Concrete) relaxation with its temperature schedules.
+
+We build on `torch.distributions` wherever it already has the right sampler and density and
+write by hand only what it lacks; each hand-written part says why next to it. Every class is
+stateless: nothing sampled is ever stored on `self`.
+
+Bad parameters raise a one-line `ValueError`. Shape checks are free and always run; value
+checks (scale > 0, temperature > 0, ...) read the tensor back to the host, so they follow
+`validate_args` like torch does: `None` uses torch's global default
+(`Distribution.set_default_validate_args`, on unless python runs with -O) and `False` skips
+them (hot training loops pass False).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import (
+    Distribution,
+    Independent,
+    Normal,
+    RelaxedOneHotCategorical,
+    constraints,
+)
+from torch.distributions import Laplace as TorchLaplace
+from torch.distributions import LogNormal as TorchLogNormal
+
+# A sample shape, as torch.distributions accepts it.
+Shape = torch.Size | list[int] | tuple[int, ...]
+
+__all__ = [
+    "ConstantTemperature",
+    "DiagNormal",
+    "ExponentialTemperature",
+    "GumbelSoftmax",
+    "Laplace",
+    "LogNormal",
+    "Logistic",
+    "TanhNormal",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks shared by every sampler below
+# --------------------------------------------------------------------------------------------
+
+
+def _validating(validate_args: bool | None) -> bool:
+    """Whether value checks run: `None` follows torch's global default, as torch does."""
+    return Distribution._validate_args if validate_args is None else validate_args
+
+
+def _require_broadcastable(**named: Tensor) -> torch.Size:
+    """Broadcast shape of the named tensors, or a one-line ValueError stating every shape."""
+    shapes = {name: tuple(value.shape) for name, value in named.items()}
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError:
+        listed = " vs ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"shape mismatch: {listed} do not broadcast") from None
+
+
+def _require_positive(name: str, value: Tensor) -> None:
+    """One-line ValueError unless every entry is > 0 (NaN fails as well)."""
+    if value.numel() > 0 and not bool((value > 0).all()):
+        worst = "" if value.numel() == 1 else "min "
+        raise ValueError(f"{name} must be > 0, got {worst}{value.min().item():.4g}")
+
+
+def _check_loc_scale(loc: Tensor | float, scale: Tensor | float, validate_args: bool | None) -> torch.Size:
+    """Check a (loc, scale) pair; returns their broadcast shape."""
+    loc_t, scale_t = torch.as_tensor(loc), torch.as_tensor(scale)
+    shape = _require_broadcastable(loc=loc_t, scale=scale_t)
+    if _validating(validate_args):
+        if bool(torch.isnan(loc_t).any()):
+            raise ValueError(f"loc must not be NaN, got {int(torch.isnan(loc_t).sum())} NaN entries")
+        _require_positive("scale", scale_t)
+    return shape
+
+
+# --------------------------------------------------------------------------------------------
+# Diagonal Gaussian
+# --------------------------------------------------------------------------------------------
+
+
+class DiagNormal(Independent):
+    """Gaussian with diagonal covariance; the last dimension is the event dimension.
+
+    z = loc + scale * eps, eps ~ N(0, I). A thin `Independent(Normal(loc, scale), 1)`: torch
+    already has the sampler, density and entropy; this class adds the one-line argument checks
+    and the `.loc` / `.scale` names.
+
+    Shapes (sample_shape S, batch dims ..., event size A):
+        loc, scale        (..., A)   broadcastable to each other
+        rsample(S)        (*S, ..., A)
+        log_prob(z)       (*S, ...)  summed over the event dimension
+        entropy()         (...)
+    """
+
+    def __init__(self, loc: Tensor, scale: Tensor, validate_args: bool | None = None) -> None:
+        shape = _check_loc_scale(loc, scale, validate_args)
+        if len(shape) == 0:
+            raise ValueError(
+                "DiagNormal needs an event dimension: loc and scale must have at least 1 dim, got shape ()"
+            )
+        super().__init__(Normal(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
+
+    @property
+    def loc(self) -> Tensor:
+        return self.base_dist.loc
+
+    @property
+    def scale(self) -> Tensor:
+        return self.base_dist.scale
+
+
+# --------------------------------------------------------------------------------------------
+# Tanh-squashed Gaussian
+# --------------------------------------------------------------------------------------------
+
+
+class TanhNormal(Distribution):
+    """action = action_bias + action_scale * tanh(u), u ~ DiagNormal(loc, scale).
+
+    Hand-written rather than `TransformedDistribution(Normal, [TanhTransform, AffineTransform])`
+    because that class scores an action by inverting it (atanh), which is infinite for a
+    saturated sample, unless its transform caches the last sample on itself (state). Here the
+    sampler returns the action and its log-density from ONE pre-tanh draw u, and every
+    density is scored on u (pytorch/rl `TanhNormal.rsample_and_log_prob` does the same).
+
+    Change of variables (SAC paper, Haarnoja et al. 2018, appendix C, eq. 21):
+        log pi(a) = log N(u; loc, scale) - sum_i [log(1 - tanh(u_i)^2) + log(action_scale_i)]
+    with the overflow-free identity log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)),
+    finite for any finite u (the naive form is log(0) = -inf once tanh(u) rounds to 1).
+
+    Shapes (sample_shape S, batch dims ..., action size A):
+        loc, scale                   (..., A)
+        action_scale, action_bias    broadcastable to (..., A): floats or e.g. (A,)
+        rsample_and_log_prob(S)      action (*S, ..., A), log_prob (*S, ...)
+        sample_pre_tanh(S)           (*S, ..., A), no gradient
+        log_prob_pre_tanh(u)         (*S, ...)
+        log_prob(action)             (*S, ...)
+        mode                         (..., A)
+    """
+
+    arg_constraints: dict[str, constraints.Constraint] = {}  # noqa: RUF012 (torch's API)
+    has_rsample = True
+
+    def __init__(
+        self,
+        loc: Tensor,
+        scale: Tensor,
+        action_scale: Tensor | float = 1.0,
+        action_bias: Tensor | float = 0.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.base = DiagNormal(loc, scale, validate_args=validate_args)
+        self.action_scale = torch.as_tensor(action_scale, dtype=loc.dtype, device=loc.device)
+        self.action_bias = torch.as_tensor(action_bias, dtype=loc.dtype, device=loc.device)
+        shape = _require_broadcastable(
+            loc=loc, scale=scale, action_scale=self.action_scale, action_bias=self.action_bias
+        )
+        # A float action_scale is checked for free; a tensor one only when validating (host sync).
+        if isinstance(action_scale, float | int) or _validating(validate_args):
+            _require_positive("action_scale", self.action_scale)
+        super().__init__(shape[:-1], shape[-1:], validate_args=validate_args)
+
+    @property
+    def loc(self) -> Tensor:
+        return self.base.loc
+
+    @property
+    def scale(self) -> Tensor:
+        return self.base.scale
+
+    @property
+    def mode(self) -> Tensor:
+        """Deterministic action: the squashed location (used for evaluation)."""
+        return self.squash(self.loc)
+
+    def squash(self, u: Tensor) -> Tensor:
+        """Pre-tanh sample (..., A) -> action (..., A)."""
+        return self.action_bias + self.action_scale * torch.tanh(u)
+
+    def sample_pre_tanh(self, sample_shape: Shape = ()) -> Tensor:
+        """A pre-tanh draw u without gradient (store it; score it with `log_prob_pre_tanh`)."""
+        with torch.no_grad():
+            return self.base.sample(torch.Size(sample_shape))
+
+    def log_prob_pre_tanh(self, u: Tensor) -> Tensor:
+        """Log-density of the action squash(u), scored on the pre-tanh value u (stable for any u)."""
+        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2), SAC app. C
+        log_det = (log_det + torch.log(self.action_scale)).sum(-1)  # (*S, ..., A) -> (*S, ...)
+        return self.base.log_prob(u) - log_det
+
+    def rsample_and_log_prob(
+        self, sample_shape: Shape = ()
+    ) -> tuple[Tensor, Tensor]:
+        """(action, log_prob) from one reparameterized pre-tanh draw; both carry gradients."""
+        u = self.base.rsample(torch.Size(sample_shape))
+        return self.squash(u), self.log_prob_pre_tanh(u)
+
+    def rsample(self, sample_shape: Shape = ()) -> Tensor:
+        return self.squash(self.base.rsample(torch.Size(sample_shape)))
+
+    def sample(self, sample_shape: Shape = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of given actions, e.g. from a replay buffer.
+
+        The actions are mapped back with atanh after clipping y = (a - bias) / scale into
+        [-1 + eps, 1 - eps] (eps = machine epsilon of the dtype), so actions at exactly the
+        bounds score finitely instead of atanh(+-1) = +-inf. Prefer `log_prob_pre_tanh` when
+        the pre-tanh sample is available: it needs no inversion.
+        """
+        eps = torch.finfo(value.dtype).eps
+        y = ((value - self.action_bias) / self.action_scale).clamp(-1.0 + eps, 1.0 - eps)
+        return self.log_prob_pre_tanh(torch.atanh(y))
+
+
+# --------------------------------------------------------------------------------------------
+# Other location-scale families and the exponential of a Gaussian
+# --------------------------------------------------------------------------------------------
+
+
+class Laplace(TorchLaplace):
+    """Laplace(loc, scale): z = loc - scale * sign(v) * log(1 - |v|), v ~ U(-1, 1).
+
+    torch's class has the sampler, density and entropy (log(2 scale) + 1); this adds the
+    one-line argument checks. Element-wise like torch (event shape ()): wrap in
+    `Independent(..., 1)` to sum log-densities over a last dimension.
+
+    Shapes: loc, scale (...); rsample(S) (*S, ...); log_prob(z) (*S, ...); entropy() (...).
+    """
+
+    def __init__(
+        self, loc: Tensor | float, scale: Tensor | float, validate_args: bool | None = None
+    ) -> None:
+        _check_loc_scale(loc, scale, validate_args)
+        super().__init__(loc, scale, validate_args=validate_args)
+
+
+class Logistic(Distribution):
+    """Logistic(loc, scale): z = loc + scale * logit(v), v ~ U(0, 1).
+
+    Hand-written: torch has no Logistic distribution (its documented recipe,
+    `TransformedDistribution(Uniform(0, 1), [SigmoidTransform().inv, AffineTransform])`, has no
+    entropy or moments, and its uniform draw can be exactly 0, giving -inf).
+
+    Density, with t = (z - loc) / scale:
+        log p(z) = -t - 2 softplus(-t) - log scale     (= log[e^-t / (scale (1 + e^-t)^2)])
+    Entropy: log scale + 2. Mean loc, variance scale^2 pi^2 / 3. Element-wise (event shape ()).
+
+    Shapes: loc, scale (...); rsample(S) (*S, ...); log_prob(z) (*S, ...); entropy() (...).
+    """
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}  # noqa: RUF012
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(
+        self, loc: Tensor | float, scale: Tensor | float, validate_args: bool | None = None
+    ) -> None:
+        _check_loc_scale(loc, scale, validate_args)
+        self.loc, self.scale = torch.distributions.utils.broadcast_all(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> Tensor:
+        return self.scale.pow(2) * (math.pi**2 / 3.0)  # Var = s^2 pi^2 / 3
+
+    def cdf(self, value: Tensor) -> Tensor:
+        return torch.sigmoid((value - self.loc) / self.scale)
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * torch.logit(value)
+
+    def rsample(self, sample_shape: Shape = ()) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        finfo = torch.finfo(self.loc.dtype)
+        # v in [tiny, 1 - eps] keeps logit(v) finite (torch.rand can return exactly 0).
+        v = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.icdf(v.clamp(min=finfo.tiny, max=1.0 - finfo.eps))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        t = (value - self.loc) / self.scale
+        return -t - 2.0 * F.softplus(-t) - self.scale.log()
+
+    def entropy(self) -> Tensor:
+        return self.scale.log() + 2.0  # H = log s + 2
+
+
+class LogNormal(TorchLogNormal):
+    """LogNormal(loc, scale): z = exp(loc + scale * eps), eps ~ N(0, 1).
+
+    `loc` and `scale` are the mean and standard deviation of log z. torch's class has the
+    sampler, density and entropy; this adds the one-line argument checks. Element-wise
+    (event shape ()).
+
+    Shapes: loc, scale (...); rsample(S) (*S, ...); log_prob(z) (*S, ...); entropy() (...).
+    """
+
+    def __init__(
+        self, loc: Tensor | float, scale: Tensor | float, validate_args: bool | None = None
+    ) -> None:
+        _check_loc_scale(loc, scale, validate_args)
+        super().__init__(loc, scale, validate_args=validate_args)
+
+
+# --------------------------------------------------------------------------------------------
+# Gumbel-Softmax / Concrete relaxation of a categorical, and its temperature schedules
+# --------------------------------------------------------------------------------------------
+
+
+class GumbelSoftmax(RelaxedOneHotCategorical):
+    """Concrete / Gumbel-Softmax (Maddison et al. 2017; Jang et al. 2017).
+
+    y = softmax((logits + g) / temperature), g_k ~ Gumbel(0, 1) i.i.d.: a point on the simplex
+    that tends to a one-hot categorical sample as temperature -> 0 (with exploding gradient
+    variance). torch's `RelaxedOneHotCategorical` has the sampler and the density of relaxed
+    samples; this subclass adds the argument checks and the straight-through option torch
+    lacks: with `hard=True`, `rsample` returns the one-hot argmax of y in the forward pass and
+    the gradient of y in the backward pass (Jang et al. 2017, section 2.2).
+
+    `log_prob` is the Concrete density of a relaxed (soft) sample; a one-hot vertex has
+    density 0 there, so do not score hard samples with it.
+
+    Shapes (sample_shape S, batch dims ..., K categories):
+        logits            (..., K)
+        temperature       float or tensor broadcastable to (...)
+        rsample(S)        (*S, ..., K), on the simplex; one-hot values when hard
+        log_prob(y)       (*S, ...)
+    """
+
+    def __init__(
+        self,
+        logits: Tensor,
+        temperature: Tensor | float,
+        hard: bool = False,
+        validate_args: bool | None = None,
+    ) -> None:
+        if logits.dim() < 1 or logits.shape[-1] < 2:
+            raise ValueError(
+                f"logits must have shape (..., K) with K >= 2 categories, got {tuple(logits.shape)}"
+            )
+        temperature_t = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
+        _require_broadcastable(logits_batch=logits[..., 0], temperature=temperature_t)
+        # A float temperature is checked for free; a tensor one only when validating (host sync).
+        if isinstance(temperature, float | int) or _validating(validate_args):
+            _require_positive("temperature", temperature_t)
+        super().__init__(temperature_t, logits=logits, validate_args=validate_args)
+        self.hard = hard
+
+    def rsample(self, sample_shape: Shape = ()) -> Tensor:
+        soft = super().rsample(torch.Size(sample_shape))
+        if not self.hard:
+            return soft
+        index = soft.argmax(dim=-1, keepdim=True)  # (*S, ..., K) -> (*S, ..., 1)
+        one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+        # Straight-through: soft - soft.detach() is exactly 0 forward (so the value is exactly
+        # one-hot) and has the identity Jacobian backward (so the gradient is the soft sample's).
+        return one_hot + (soft - soft.detach())
+
+    def sample(self, sample_shape: Shape = ()) -> Tensor:
+        # Override: the parent samples through its base distribution, bypassing `hard`.
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+
+def _require_step(step: int) -> None:
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+
+
+@dataclass(frozen=True)
+class ConstantTemperature:
+    """tau(step) = value. A pure function of the step, so resuming needs only the step."""
+
+    # The temperature at every step; > 0.
+    value: float
+
+    def __post_init__(self) -> None:
+        if not self.value > 0:
+            raise ValueError(f"temperature value must be > 0, got {self.value}")
+
+    def __call__(self, step: int) -> float:
+        _require_step(step)
+        return self.value
+
+
+@dataclass(frozen=True)
+class ExponentialTemperature:
+    """tau(step) = max(floor, start * exp(-decay_rate * step)).
+
+    The annealing schedule of Jang et al. 2017 (section 4.1: tau = max(0.5, exp(-r t))),
+    with the starting value made explicit. A pure function of the step.
+    """
+
+    # Temperature at step 0; > 0.
+    start: float
+    # Rate r of the exponential decay per step; >= 0 (0 keeps the temperature at `start`).
+    decay_rate: float
+    # Lowest temperature ever returned; in (0, start].
+    floor: float
+
+    def __post_init__(self) -> None:
+        if not self.start > 0:
+            raise ValueError(f"start must be > 0, got {self.start}")
+        if not self.decay_rate >= 0:
+            raise ValueError(f"decay_rate must be >= 0, got {self.decay_rate}")
+        if not 0 < self.floor <= self.start:
+            raise ValueError(f"floor must be in (0, start={self.start}], got {self.floor}")
+
+    def __call__(self, step: int) -> float:
+        _require_step(step)
+        return max(self.floor, self.start * math.exp(-self.decay_rate * step))

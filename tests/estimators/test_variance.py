@@ -1,0 +1,165 @@
+"""Repeated-estimate statistics, and the `python -m estimators.variance` command line
+(run as a subprocess: exit codes, stdout table, JSON schema, PNG)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from estimators.distributions import DiagNormal
+from estimators.gradients import pathwise_surrogate
+from estimators.problems import ESTIMATORS, PROBLEMS
+from estimators.variance import gradient_samples, gradient_stats, main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- gradient_samples / gradient_stats ------------------------------------------------------
+
+
+def test_gradient_samples_flattens_every_parameter_per_draw():
+    torch.manual_seed(0)
+    loc = torch.zeros(2, 3, requires_grad=True)
+    scale = torch.ones(3, requires_grad=True)
+    unused = torch.ones(4, requires_grad=True)
+    draws = []
+
+    def estimate():
+        z = DiagNormal(loc, scale).rsample()  # (2, 3)
+        draws.append(z.detach())
+        return pathwise_surrogate(z.sum(-1))
+
+    samples = gradient_samples(estimate, [loc, scale, unused], num_samples=5)
+    assert samples.shape == (5, 6 + 3 + 4)
+    for row, eps in zip(samples, draws, strict=True):  # z = eps, since loc = 0 and scale = 1
+        torch.testing.assert_close(row[:6], torch.full((6,), 0.5))  # d mean_b(sum_j z)/d loc
+        torch.testing.assert_close(row[6:9], eps.sum(0) / 2)  # d/d scale_j = mean_b eps_bj
+        assert torch.equal(row[9:], torch.zeros(4))  # unused parameter: zero gradient
+    assert loc.grad is None and scale.grad is None  # .grad fields untouched
+    assert not samples.requires_grad
+
+
+def test_gradient_stats_summarises_samples():
+    samples = torch.tensor([[1.0, 2.0], [3.0, 2.0], [2.0, 5.0], [2.0, 3.0]], dtype=torch.float64)
+    reference = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    stats = gradient_stats(samples, reference)
+    torch.testing.assert_close(stats.mean, torch.tensor([2.0, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(stats.var, samples.var(0))
+    assert stats.var_trace == pytest.approx(float(samples.var(0).sum()))
+    assert stats.snr == pytest.approx(math.sqrt(13.0) / math.sqrt(stats.var_trace))
+    cosines = (samples @ reference) / (samples.norm(dim=1) * reference.norm())
+    assert stats.cosine_to_reference == pytest.approx(float(cosines.mean()))
+    assert stats.num_samples == 4
+    assert gradient_stats(samples).cosine_to_reference is None
+
+
+def test_gradient_stats_of_a_noise_free_estimator():
+    stats = gradient_stats(torch.tensor([[1.0, -1.0]] * 3), reference=torch.tensor([2.0, -2.0]))
+    assert stats.var_trace == 0.0 and stats.snr == math.inf
+    assert stats.cosine_to_reference == pytest.approx(1.0)
+    assert gradient_stats(torch.zeros(3, 2)).snr == 0.0
+
+
+def test_variance_helpers_reject_bad_input():
+    with pytest.raises(ValueError, match=r"shape mismatch: reference \(3,\) vs one sample \(2,\)"):
+        gradient_stats(torch.zeros(4, 2), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"K >= 2, got \(1, 2\)"):
+        gradient_stats(torch.zeros(1, 2))
+    param = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="0-dim surrogate"):
+        gradient_samples(lambda: param * 2, [param], 2)
+    with pytest.raises(ValueError, match="does not depend on params"):
+        gradient_samples(lambda: torch.tensor(1.0), [param], 2)
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+        gradient_samples(lambda: param.sum(), [param], 0)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "estimators.variance", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_writes_table_json_and_plot(tmp_path):
+    out_json, out_png = tmp_path / "q.json", tmp_path / "plots" / "q.png"
+    result = run_cli(
+        "--problem", "quadratic", "--mu", "1", "--sigma", "0.5", "--samples", "2000",
+        "--seed", "3", "--json", str(out_json), "--plot", str(out_png),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for name in ESTIMATORS:
+        assert name in result.stdout
+    assert "d/dmu" in result.stdout and "d/dsigma" in result.stdout
+
+    report = json.loads(out_json.read_text())
+    assert set(report) == {"problem", "mu", "sigma", "samples", "estimators"}
+    assert (report["problem"], report["mu"], report["sigma"], report["samples"]) == ("quadratic", 1.0, 0.5, 2000)
+    assert list(report["estimators"]) == list(ESTIMATORS)
+    for name, entry in report["estimators"].items():
+        assert set(entry) == {"mean", "var", "analytic_mean", "analytic_var"}
+        assert all(len(entry[key]) == 2 and all(isinstance(v, float) for v in entry[key]) for key in entry)
+        moments = PROBLEMS["quadratic"].moments(name, 1.0, 0.5)
+        assert entry["analytic_mean"] == list(moments.mean)
+        assert entry["analytic_var"] == list(moments.var)
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--problem", "cubic", "--mu", "0", "--sigma", "1", "--samples", "10"],
+         "invalid choice: 'cubic' (choose from 'linear', 'quadratic', 'residual', 'lognormal')"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "0", "--samples", "10"], "sigma must be > 0"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "0"], "--samples must be >= 2"),
+    ],
+)  # fmt: skip
+def test_cli_bad_input_exits_2_with_one_error_line(args, fragment):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr
+
+
+# The same entry point in-process (no interpreter start-up) for the remaining bad inputs.
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--problem", "linear", "--mu", "0", "--sigma", "-1", "--samples", "10"], "sigma must be > 0"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "nan", "--samples", "10"], "sigma must be > 0"),
+        (["--problem", "linear", "--mu", "inf", "--sigma", "1", "--samples", "10"], "mu must be finite"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "-5"], "--samples must be >= 2"),
+        (["--problem", "residual", "--mu", "1", "--sigma", "1", "--samples", "10"], "residual fixes mu at 0"),
+    ],
+)  # fmt: skip
+def test_main_bad_input_exits_2(args, fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    error_lines = [line for line in captured.err.splitlines() if "error:" in line]
+    assert captured.out == "" and len(error_lines) == 1 and fragment in error_lines[0]
+
+
+def test_main_is_deterministic_given_the_seed(capsys):
+    args = ["--problem", "lognormal", "--mu", "0.2", "--sigma", "0.4", "--samples", "500", "--seed", "7"]
+    outputs = []
+    for _ in range(2):
+        assert main(args) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and "score_function_baseline" in outputs[0]
