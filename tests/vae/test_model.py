@@ -1,0 +1,162 @@
+"""The VAE's math against independent constructions from torch.distributions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, ContinuousBernoulli, Normal, kl_divergence
+
+from vae.config import ModelConfig
+from vae.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN, VAE, CategoricalLatent
+from vae.objectives import elbo_objective, evaluation_bounds
+
+DATA_DIM = 6
+
+
+def tiny_vae(seed: int = 0, **overrides: object) -> tuple[VAE, torch.Tensor]:
+    """An untrained 6-pixel VAE (its q is far from the posterior) and 3 images in [0, 1]."""
+    torch.manual_seed(seed)
+    config = ModelConfig(latent_dim=2, categories=3, hidden_sizes=[8], **overrides)  # type: ignore[arg-type]
+    return VAE(DATA_DIM, config), torch.rand(3, DATA_DIM)
+
+
+def test_gaussian_kl_equals_torch_kl_divergence() -> None:
+    model, x = tiny_vae()
+    params = model.encoder(x)
+    q = model.latent.posterior(params)  # type: ignore[union-attr]
+    expected = kl_divergence(Normal(q.loc, q.scale), Normal(0.0, 1.0)).sum(-1)  # (B, L) -> (B,)
+    torch.testing.assert_close(model.latent.kl(params), expected)
+
+
+def test_categorical_kl_equals_torch_kl_divergence_to_uniform() -> None:
+    model, x = tiny_vae(latent="categorical")
+    params = model.encoder(x)
+    logits = params.unflatten(-1, (2, 3))  # (B, L*C) -> (B, L, C)
+    expected = kl_divergence(Categorical(logits=logits), Categorical(logits=torch.zeros(3))).sum(-1)
+    torch.testing.assert_close(model.latent.kl(params), expected)
+
+
+def test_posterior_scale_is_smoothly_bounded() -> None:
+    model, _ = tiny_vae()
+    extreme = torch.tensor([[0.0, 0.0, -1e3, 1e3]])  # raw log-sigma far outside the bounds
+    scale = model.latent.posterior(extreme).scale  # type: ignore[union-attr]
+    torch.testing.assert_close(scale.log(), torch.tensor([[LOG_SIGMA_MIN, LOG_SIGMA_MAX]]))
+
+
+def hand_log_weights(model: VAE, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(x|z), and log p(x|z) + log p(z) - log q(z|x), at z = mu + sigma * eps: (K, B) each."""
+    q = model.latent.posterior(model.encoder(x))  # type: ignore[union-attr]
+    mu, sigma = q.loc, q.scale
+    z = mu + sigma * eps  # (K, B, L)
+    log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)  # (K, B, D) -> (K, B)
+    log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)  # (K, B, L) -> (K, B)
+    log_q = Normal(mu, sigma).log_prob(z).sum(-1)  # (K, B, L) -> (K, B)
+    return log_lik, log_lik + log_prior - log_q
+
+
+def test_elbo_equals_independent_monte_carlo_on_the_same_noise() -> None:
+    model, x = tiny_vae()
+    num_samples = 20_000
+    # DiagNormal.rsample draws its noise with the same global-RNG call as torch.randn, so
+    # reseeding reproduces eps exactly.
+    torch.manual_seed(1)
+    _, info = elbo_objective(model, x, "pathwise", num_samples, temperature=1.0, baseline=None)
+    torch.manual_seed(1)
+    eps = torch.randn(num_samples, 3, 2)
+    with torch.no_grad():
+        log_lik, mc_elbo = hand_log_weights(model, x, eps)
+    # Same noise: the reconstruction term agrees sample by sample.
+    torch.testing.assert_close(info["log_lik"], log_lik)
+    # The analytic KL replaces the Monte-Carlo log q - log p; they agree in expectation. The
+    # difference of the two batch-mean estimates has standard error from its K samples.
+    difference = mc_elbo.mean(1) - (info["log_lik"] - model.latent.kl(model.encoder(x)).detach()).mean(1)  # (K, B) -> (K,)
+    standard_error = difference.std() / math.sqrt(num_samples)
+    assert abs(mc_elbo.mean() - info["elbo"]) <= 4 * standard_error
+    assert standard_error > 0  # the Monte-Carlo KL is not degenerate
+
+
+def test_single_sample_iwae_is_the_monte_carlo_log_weight_of_the_same_noise() -> None:
+    model, x = tiny_vae()
+    torch.manual_seed(2)
+    bounds = evaluation_bounds(model, x, num_samples=1)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        log_lik, log_weight = hand_log_weights(model, x, torch.randn(1, 3, 2))
+    torch.testing.assert_close(bounds["iwae"], log_weight[0])
+    torch.testing.assert_close(bounds["recon_nll"], -log_lik[0])
+    torch.testing.assert_close(bounds["elbo"], log_lik[0] - bounds["kl"])
+
+
+def test_iwae_is_at_least_the_elbo_and_rises_with_k() -> None:
+    model, x = tiny_vae()
+    repeats = 1000
+    copies = x.repeat(repeats, 1)  # (B, D) -> (R*B, D): R independent evaluations in one call
+    torch.manual_seed(3)
+
+    def batch_means(key: str, k: int) -> torch.Tensor:
+        return evaluation_bounds(model, copies, k)[key].view(repeats, len(x)).mean(1)  # (R*B,) -> (R,)
+
+    runs = {k: batch_means("iwae", k) for k in (1, 8, 64)}
+    elbo = batch_means("elbo", 64)
+
+    def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
+        return float(values.mean()), float(values.std() / math.sqrt(len(values)))
+
+    # E[IWAE_1] = ELBO: equal within 4 standard errors of the difference.
+    gap, se = mean_and_se(runs[1] - elbo)
+    assert abs(gap) <= 4 * se
+    # E[IWAE_8] > E[IWAE_1] and E[IWAE_64] > E[IWAE_8] (Burda et al. 2016, theorem 1): each
+    # increase is more than 4 standard errors above 0.
+    for smaller, larger in ((1, 8), (8, 64)):
+        rise, se = mean_and_se(runs[larger] - runs[smaller])
+        assert rise > 4 * se, (smaller, larger, rise, se)
+
+
+def test_categorical_samples_lie_on_the_simplex() -> None:
+    model, x = tiny_vae(latent="categorical", temperature_start=0.7, temperature_floor=0.7)
+    params = model.encoder(x)
+    latent = model.latent
+    assert isinstance(latent, CategoricalLatent)
+    relaxed = latent.relaxed_sample(params, 50, temperature=0.7).unflatten(-1, (2, 3))  # (K, B, L, C)
+    assert (relaxed >= 0).all() and (relaxed < 1).all()  # interior points: soft, not one-hot
+    torch.testing.assert_close(relaxed.sum(-1), torch.ones(50, 3, 2))
+    exact = latent.exact_sample(params, 50).unflatten(-1, (2, 3))
+    assert ((exact == 0) | (exact == 1)).all() and (exact.sum(-1) == 1).all()
+    assert not exact.requires_grad
+    assert torch.equal(latent.prior_sample(7, x).unflatten(-1, (2, 3)).sum(-1), torch.ones(7, 2))
+
+
+def test_straight_through_codes_are_one_hot_with_a_relaxed_gradient() -> None:
+    model, x = tiny_vae(latent="categorical", straight_through=True)
+    params = model.encoder(x)
+    codes = model.latent.relaxed_sample(params, 4, temperature=1.0).unflatten(-1, (2, 3))
+    assert ((codes == 0) | (codes == 1)).all() and (codes.sum(-1) == 1).all()
+    (gradient,) = torch.autograd.grad(model.log_likelihood(x, codes.flatten(-2)).sum(), params)
+    assert gradient.abs().sum() > 0
+
+
+@pytest.mark.parametrize("likelihood", ["continuous_bernoulli", "bernoulli"])
+def test_likelihood_mean_is_in_the_unit_interval_and_the_continuous_bernoulli_is_normalized(likelihood: str) -> None:
+    model, _ = tiny_vae(likelihood=likelihood)
+    mean = model.likelihood(torch.randn(5, 2)).mean
+    assert mean.shape == (5, DATA_DIM) and ((mean > 0) & (mean < 1)).all()
+    if likelihood == "continuous_bernoulli":
+        # A density on [0, 1]: integrates to 1 over a pixel (trapezoid rule on a fine grid).
+        grid = torch.linspace(0, 1, 20_001)
+        density = model.likelihood(torch.zeros(1, 2)).log_prob(grid[:, None]).exp()  # (G, D)
+        torch.testing.assert_close(torch.trapezoid(density, grid, dim=0), torch.ones(DATA_DIM), rtol=0, atol=1e-4)
+
+
+def test_model_config_rejects_bad_values_in_one_line() -> None:
+    for kwargs, message in [
+        ({"latent_dim": 0}, "latent_dim must be a positive integer, got 0"),
+        ({"categories": 1}, "categories must be an integer >= 2, got 1"),
+        ({"hidden_sizes": []}, "hidden_sizes must be a non-empty list"),
+        ({"temperature_floor": 2.0}, r"temperature_floor must be in \(0, temperature_start=1.0\], got 2.0"),
+        ({"likelihood": "gaussian"}, "likelihood must be continuous_bernoulli or bernoulli"),
+        ({"iwae_samples": 0}, "iwae_samples must be a positive integer, got 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ModelConfig(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,117 @@
+"""Pathwise vs score-function encoder gradients on the same VAE, several seeds each.
+
+    python -m vae.compare [--steps 3000] [--seeds 0 1 2] [--threads 1] [--json OUT]
+                          [--plot OUT.png] [--figures DIR]
+
+Trains the model of configs/vae_digits.yaml (the dataclass defaults, which that file repeats)
+once per (estimator, seed) for the same number of optimizer steps, then prints the test ELBO
+and IWAE bound (nats per example, higher is better), the training wall time, and the ratio
+of the encoder-gradient variance traces, score function / pathwise, measured at the same
+parameters and minibatch every ``--grad-variance-every`` steps. ``--plot`` draws validation
+ELBO and both variance traces against the step; ``--figures`` writes the three VAE figures of
+the first pathwise run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from vae.config import DataConfig, ModelConfig, OptimConfig
+from vae.objectives import ESTIMATORS
+from vae.trainer import VAELearner
+
+
+def train_one(estimator: str, seed: int, steps: int, every: int, device: torch.device) -> dict[str, Any]:
+    """Train one model; the curve has validation ELBO and gradient statistics every ``every`` steps."""
+    torch.manual_seed(seed)  # the global RNG drives the latent noise, as train.py seeds it
+    learner = VAELearner(DataConfig(), ModelConfig(), OptimConfig(), estimator, every, seed, device)
+    curve: list[dict[str, float]] = []
+    train_seconds = 0.0
+    while learner.step < steps:
+        log = (learner.step + 1) % every == 0
+        started = time.perf_counter()
+        metrics = learner.advance(log)
+        train_seconds += time.perf_counter() - started
+        if log:
+            curve.append({"step": learner.step, **metrics, "val/elbo": learner.evaluate()["val/elbo"]})
+    return {"estimator": estimator, "seed": seed, "train_seconds": train_seconds, "curve": curve,
+            **learner.summary(), "learner": learner}
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    """Validation ELBO and encoder-gradient variance traces against the step, one line per run."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    elbo_ax, var_ax = figure.subplots(1, 2)
+    colours = {"pathwise": "tab:blue", "score_function": "tab:red"}
+    for run in runs:
+        steps = [point["step"] for point in run["curve"]]
+        label = f"{run['estimator']} (seed {run['seed']})"
+        elbo_ax.plot(steps, [p["val/elbo"] for p in run["curve"]], color=colours[run["estimator"]], label=label)
+        var_ax.plot(steps, [p["grad/encoder_var_trace"] for p in run["curve"]], color=colours[run["estimator"]],
+                    label=label, marker="o", markersize=3)
+    elbo_ax.set(xlabel="optimizer step", ylabel="validation ELBO (nats / image)",
+                title="ELBO: same model, same budget, two encoder gradients")
+    var_ax.set(xlabel="optimizer step", ylabel="trace of encoder-gradient covariance", yscale="log",
+               title="variance of the estimator each run trains with")
+    elbo_ax.legend(fontsize=7)
+    figure.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run (configs/vae_digits.yaml)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--grad-variance-every", type=int, default=250, help="curve and diagnostics interval")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this small model)")
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    parser.add_argument("--plot", type=Path, help="write the ELBO / variance figure here (PNG)")
+    parser.add_argument("--figures", type=Path, help="write the first pathwise run's VAE figures into this folder")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.grad_variance_every < 1 or args.threads < 1:
+        parser.error("--steps, --grad-variance-every and --threads must be positive")
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+
+    runs = []
+    print(f"{'estimator':<15} {'seed':>4} {'test_elbo':>10} {'test_iwae':>10} {'var ratio':>10} {'train s':>8}")
+    for estimator in ESTIMATORS:
+        for seed in args.seeds:
+            run = train_one(estimator, seed, args.steps, args.grad_variance_every, device)
+            run["var_ratio_median"] = statistics.median(p["grad/encoder_var_ratio"] for p in run["curve"])
+            print(f"{estimator:<15} {seed:>4} {run['test_elbo']:>10.2f} {run['test_iwae']:>10.2f} "
+                  f"{run['var_ratio_median']:>10.1f} {run['train_seconds']:>8.1f}", flush=True)
+            if args.figures and estimator == "pathwise" and seed == args.seeds[0]:
+                run["learner"].write_figures(args.figures)
+            del run["learner"]
+            runs.append(run)
+
+    result: dict[str, Any] = {"steps": args.steps, "seeds": args.seeds, "threads": args.threads, "by_estimator": {}}
+    for estimator in ESTIMATORS:
+        mine = [r for r in runs if r["estimator"] == estimator]
+        result["by_estimator"][estimator] = {
+            key: {"mean": statistics.mean(r[key] for r in mine), "stdev": statistics.stdev(r[key] for r in mine)
+                  if len(mine) > 1 else 0.0}
+            for key in ("test_elbo", "test_iwae", "test_recon_nll", "test_kl", "train_seconds", "var_ratio_median")
+        }
+        summary = result["by_estimator"][estimator]
+        print(f"{estimator}: test ELBO {summary['test_elbo']['mean']:.2f} +- {summary['test_elbo']['stdev']:.2f}, "
+              f"IWAE {summary['test_iwae']['mean']:.2f}, median variance ratio (score function / pathwise) "
+              f"{summary['var_ratio_median']['mean']:.1f}")
+    result["runs"] = runs
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        plot(runs, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""The VAE: MLP encoder -> latent space -> MLP decoder -> pixel likelihood.
+
+Two latent spaces share one interface (posterior parameters in, flat codes out):
+- ``GaussianLatent``: q(z|x) = N(mu, diag sigma^2), prior N(0, I), z = mu + sigma * eps drawn
+  by the estimator core's ``DiagNormal.rsample`` (Kingma & Welling 2014, eq. 10).
+- ``CategoricalLatent``: ``latent_dim`` independent ``categories``-way variables, uniform prior.
+  The pathwise sample is the core's Gumbel-Softmax relaxation at an annealed temperature
+  (Jang et al. 2017; Maddison et al. 2017); the exact sample is the one-hot Gumbel-max draw.
+
+Shapes: B examples, K latent samples per example, D pixels, L latent variables, C categories,
+P posterior parameters per example (2L or L*C), Z code size seen by the decoder (L or L*C).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution
+
+from estimators.distributions import DiagNormal, GumbelSoftmax
+from vae.config import ModelConfig
+
+# Smooth bounds on log sigma (a tanh rescale keeps gradients alive at the edges, unlike a
+# clamp: DLR-RM/stable-baselines3 issue 620). sigma in [e^-6, e^2] ~ [0.0025, 7.4].
+LOG_SIGMA_MIN = -6.0
+LOG_SIGMA_MAX = 2.0
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(width_in, width_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class GaussianLatent:
+    """q(z|x) = N(mu, diag sigma^2) from P = 2L encoder outputs; prior p(z) = N(0, I)."""
+
+    def __init__(self, latent_dim: int) -> None:
+        self.latent_dim = latent_dim
+        self.num_params = 2 * latent_dim
+        self.code_size = latent_dim
+
+    def posterior(self, params: Tensor) -> DiagNormal:
+        """(B, 2L) encoder outputs -> q with loc, scale (B, L)."""
+        loc, raw_scale = params.chunk(2, dim=-1)  # (B, 2L) -> 2 x (B, L)
+        log_sigma = LOG_SIGMA_MIN + 0.5 * (LOG_SIGMA_MAX - LOG_SIGMA_MIN) * (torch.tanh(raw_scale) + 1.0)
+        return DiagNormal(loc, log_sigma.exp(), validate_args=False)
+
+    def prior(self, like: Tensor) -> DiagNormal:
+        """N(0, I) with the batch shape of ``like`` (..., L)."""
+        return DiagNormal(torch.zeros_like(like), torch.ones_like(like), validate_args=False)
+
+    def relaxed_sample(self, params: Tensor, num_samples: int, temperature: float) -> Tensor:
+        """Reparameterized z = mu + sigma * eps, (K, B, L); the temperature is unused."""
+        return self.posterior(params).rsample((num_samples,))
+
+    def exact_sample(self, params: Tensor, num_samples: int) -> Tensor:
+        """z ~ q(z|x) without a gradient path, (K, B, L)."""
+        return self.posterior(params).sample((num_samples,))
+
+    def log_q(self, params: Tensor, z: Tensor) -> Tensor:
+        """log q(z|x) for z (K, B, L) -> (K, B)."""
+        return self.posterior(params).log_prob(z)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(z) for z (K, B, L) -> (K, B)."""
+        return self.prior(z).log_prob(z)
+
+    def kl(self, params: Tensor) -> Tensor:
+        """Analytic KL(q(z|x) || N(0, I)), (B,)."""
+        q = self.posterior(params)
+        # KL = 1/2 sum_l (mu^2 + sigma^2 - 1 - log sigma^2)   (Kingma & Welling 2014, appendix B)
+        return 0.5 * (q.loc.square() + q.scale.square() - 1.0 - 2.0 * q.scale.log()).sum(-1)  # (B, L) -> (B,)
+
+    def mean_code(self, params: Tensor) -> Tensor:
+        """Posterior mean mu, (B, L): the code used for reconstructions and the latent map."""
+        return self.posterior(params).loc
+
+    def prior_sample(self, num_samples: int, like: Tensor) -> Tensor:
+        """z ~ N(0, I), (N, L), on the device and dtype of ``like``."""
+        return self.prior(like.new_zeros(num_samples, self.latent_dim)).sample()
+
+
+class CategoricalLatent:
+    """L independent C-way categorical variables from P = L*C logits; uniform prior.
+
+    Codes are flat one-hot (or relaxed simplex) vectors of size Z = L*C.
+    """
+
+    def __init__(self, latent_dim: int, categories: int, straight_through: bool) -> None:
+        self.latent_dim = latent_dim
+        self.categories = categories
+        self.straight_through = straight_through
+        self.num_params = latent_dim * categories
+        self.code_size = latent_dim * categories
+
+    def log_probs(self, params: Tensor) -> Tensor:
+        """(B, L*C) logits -> normalized log q(c_l = j | x), (B, L, C)."""
+        logits = params.unflatten(-1, (self.latent_dim, self.categories))  # (B, L*C) -> (B, L, C)
+        return logits.log_softmax(-1)
+
+    def _gumbel_softmax(self, params: Tensor, num_samples: int, temperature: float, hard: bool) -> Tensor:
+        """Core Gumbel-Softmax draws, flattened: (K, B, L*C)."""
+        sample = GumbelSoftmax(self.log_probs(params), temperature, hard=hard, validate_args=False)
+        return sample.rsample((num_samples,)).flatten(-2)  # (K, B, L, C) -> (K, B, L*C)
+
+    def relaxed_sample(self, params: Tensor, num_samples: int, temperature: float) -> Tensor:
+        """Concrete relaxation on the simplex (one-hot forward if straight_through), (K, B, L*C)."""
+        return self._gumbel_softmax(params, num_samples, temperature, self.straight_through)
+
+    def exact_sample(self, params: Tensor, num_samples: int) -> Tensor:
+        """One-hot c ~ q(c|x) by the Gumbel-max trick, no gradient path, (K, B, L*C)."""
+        with torch.no_grad():
+            return self._gumbel_softmax(params, num_samples, 1.0, hard=True)
+
+    def log_q(self, params: Tensor, z: Tensor) -> Tensor:
+        """log q(c|x) = sum_l log q(c_l|x) for one-hot c (K, B, L*C) -> (K, B)."""
+        one_hot = z.unflatten(-1, (self.latent_dim, self.categories))  # (K, B, L*C) -> (K, B, L, C)
+        return (one_hot * self.log_probs(params)).sum((-2, -1))  # (K, B, L, C) -> (K, B)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(c) = -L log C for every one-hot c, (K, B)."""
+        return z.new_full(z.shape[:-1], -self.latent_dim * math.log(self.categories))
+
+    def kl(self, params: Tensor) -> Tensor:
+        """Analytic KL(q(c|x) || uniform) of the discrete variables, (B,)."""
+        log_probs = self.log_probs(params)
+        # KL = sum_l sum_j q_lj (log q_lj + log C)   (Jang et al. 2017, section 3.2)
+        return (log_probs.exp() * (log_probs + math.log(self.categories))).sum((-2, -1))  # (B, L, C) -> (B,)
+
+    def mean_code(self, params: Tensor) -> Tensor:
+        """Posterior probabilities q(c|x) flattened, (B, L*C)."""
+        return self.log_probs(params).exp().flatten(-2)  # (B, L, C) -> (B, L*C)
+
+    def prior_sample(self, num_samples: int, like: Tensor) -> Tensor:
+        """Uniform one-hot codes, (N, L*C)."""
+        uniform = like.new_zeros(num_samples, self.code_size)
+        return self.exact_sample(uniform, 1)[0]  # (1, N, L*C) -> (N, L*C)
+
+
+class VAE(nn.Module):
+    """Encoder MLP (D -> P), latent space, decoder MLP (Z -> D pixel logits).
+
+    The likelihood is continuous Bernoulli by default: the digits are grey levels in [0, 1],
+    and the Bernoulli "likelihood" of a non-binary pixel is not a normalized density (its
+    ELBO is a cross-entropy, not a bound on log p(x)); the continuous Bernoulli adds the
+    normalizer log C(lambda) and makes the ELBO a true bound on a density over [0, 1]^D
+    (Loaiza-Ganem & Cunningham 2019). Its nats are log-densities, so they can be positive.
+    """
+
+    def __init__(self, data_dim: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.latent: GaussianLatent | CategoricalLatent = (
+            GaussianLatent(config.latent_dim)
+            if config.latent == "gaussian"
+            else CategoricalLatent(config.latent_dim, config.categories, config.straight_through)
+        )
+        self.encoder = mlp([data_dim, *config.hidden_sizes, self.latent.num_params])
+        self.decoder = mlp([self.latent.code_size, *reversed(config.hidden_sizes), data_dim])
+
+    def likelihood(self, z: Tensor) -> Distribution:
+        """p(x|z) over pixels with batch shape (..., D) for codes z (..., Z)."""
+        logits = self.decoder(z)
+        if self.config.likelihood == "bernoulli":
+            return Bernoulli(logits=logits, validate_args=False)
+        return ContinuousBernoulli(logits=logits, validate_args=False)
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x|z) summed over pixels: x (B, D), z (K, B, Z) -> (K, B)."""
+        return self.likelihood(z).log_prob(x).sum(-1)  # (K, B, D) -> (K, B)
