@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{run_dir} already reached total_steps={config.total_steps}; "
                           "raise it with total_steps=N to train further", file=sys.stderr)
                     return EXIT_COMPLETED
+                torch.set_num_threads(config.threads)
                 learner = make_learner(config, resolve_device(config.device))
                 learner.load_state_dict(state["learner"])
                 resume: Resume | None = Resume.from_checkpoint(state)
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"run directory {run_dir} is not empty; continue it with "
                                       f"--resume {run_dir} or choose another --out")
                 device = resolve_device(config.device)
+                torch.set_num_threads(config.threads)
                 seed_everything(config.seed)
                 learner = make_learner(config, device)
                 resume = None

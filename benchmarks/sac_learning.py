@@ -37,7 +37,7 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
         out = Path(tmp) / "run"
         code = train.main(["--config", str(config), "--out", str(out), f"seed={seed}",
                            f"total_steps={steps}", f"eval.episodes={eval_episodes}", "eval.every=0",
-                           "checkpoint.every=0", "wandb.mode=disabled", "device=cpu"])
+                           "checkpoint.every=0", "wandb.mode=disabled", "device=cpu", f"threads={threads}"])
         if code != 0:
             raise RuntimeError(f"train.py exited {code}")
         summary = json.loads((out / "summary.json").read_text())

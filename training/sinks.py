@@ -10,7 +10,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
@@ -49,7 +49,7 @@ class MetricsFile:
 class WandbSink:
     """A W&B run with `global_step` as the x-axis; degrades to a no-op when W&B fails."""
 
-    def __init__(self, *, mode: str, run_dir: Path, config: dict[str, Any], name: str,
+    def __init__(self, *, mode: Literal["offline", "online", "disabled"], run_dir: Path, config: dict[str, Any], name: str,
                  project: str | None, entity: str | None, group: str | None, tags: list[str],
                  run_id: str | None) -> None:
         self.run: Any = None

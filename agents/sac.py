@@ -1,0 +1,368 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications").
+
+Read top to bottom: the config, the three losses (pure functions of a batch and the
+networks), the `SAC` agent that owns the optimizers, target critics and update counter, and
+`SACLearner`, which steps the envs, fills the replay buffer and is what train.py drives.
+
+The policy gradient here is the pathwise (reparameterization) estimator: the actor loss is
+evaluated on a = tanh(loc(s) + scale(s) * eps), so its gradient flows through Q(s, a) into the
+policy parameters (SAC paper eq. 11-13).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from gymnasium.spaces import Box
+from torch import Tensor
+
+from agents.buffer import Batch, ReplayBuffer
+from agents.evaluation import evaluate_deterministic
+from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
+from policies.actor import TanhGaussianActor
+from policies.critic import EnsembleQ
+
+# The evaluation env is seeded with seed + EVAL_SEED_OFFSET, apart from the training
+# sub-envs' seeds seed .. seed + num_envs - 1.
+EVAL_SEED_OFFSET = 10_000
+
+
+@dataclass
+class SACConfig:
+    """SAC hyperparameters (defaults: the SAC paper's, as in stable-baselines3's SAC)."""
+
+    # Adam learning rate of the actor, the critics and log_alpha
+    lr: float = 3e-4
+    # transitions per gradient step
+    batch_size: int = 256
+    # replay capacity in transitions; the oldest are overwritten
+    buffer_size: int = 1_000_000
+    # env steps with uniform random actions (and no updates) before the policy takes over
+    learning_starts: int = 100
+    # discount factor gamma
+    gamma: float = 0.99
+    # Polyak rate of the target critics: target <- (1 - tau) * target + tau * online
+    tau: float = 0.005
+    # hidden layer widths of the actor and of each critic
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    # run the gradient steps every this many advances (one advance = one step of every sub-env)
+    train_freq: int = 1
+    # gradient steps per training round
+    gradient_steps: int = 1
+    # learn alpha toward target_entropy (true) or keep it fixed at init_alpha (false)
+    autotune_alpha: bool = True
+    # initial entropy temperature alpha (the fixed one when autotune_alpha is false)
+    init_alpha: float = 1.0
+    # entropy the tuned alpha aims for; None: -act_dim (the SAC paper's -|A|)
+    target_entropy: float | None = None
+    # Q critics in the ensemble; targets and the actor use their minimum (2: clipped double-Q)
+    num_critics: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "num_critics"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if any(size < 1 for size in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
+        if not self.init_alpha > 0:
+            raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
+        if self.target_entropy is not None and not math.isfinite(self.target_entropy):
+            raise ValueError(f"target_entropy must be a finite number or null, got {self.target_entropy}")
+
+
+# ---------------------------------------------------------------------------------- losses
+
+
+def critic_loss(
+    critic: EnsembleQ,
+    target_critic: EnsembleQ,
+    actor: TanhGaussianActor,
+    batch: Batch,
+    alpha: Tensor,
+    gamma: float,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Soft Bellman residual of every critic against one clipped double-Q target.
+
+    J_Q = 1/2 sum_e E[(Q_e(s, a) - y)^2],   y = r + gamma (1 - terminated) V(s'),
+    V(s') = min_e Qtarget_e(s', a') - alpha log pi(a' | s'),  a' ~ pi(. | s')   (SAC eq. 3, 5-6)
+    Only a terminal state stops the bootstrap; a truncated episode still bootstraps from V(s').
+
+    Shapes: batch fields (B, ...); alpha (); info["q"] (E, B), info["q_target"] (B,).
+    """
+    with torch.no_grad():
+        next_action, next_log_prob = actor(batch.next_obs).rsample_and_log_prob()  # (B, A), (B,)
+        next_q = target_critic(batch.next_obs, next_action).amin(dim=0)  # (E, B) -> (B,)
+        next_v = next_q - alpha * next_log_prob  # soft value V(s'), SAC eq. 3
+        q_target = batch.reward + gamma * (1.0 - batch.terminated) * next_v  # y, SAC eq. 6
+    q = critic(batch.obs, batch.action)  # (E, B)
+    loss = 0.5 * (q - q_target).pow(2).mean(dim=1).sum()  # (E, B) -> (E,) -> ()
+    return loss, {"q": q.detach(), "q_target": q_target}
+
+
+def actor_loss(
+    actor: TanhGaussianActor, critic: EnsembleQ, obs: Tensor, alpha: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Reparameterized policy loss J_pi = E_s E_eps[alpha log pi(a | s) - min_e Q_e(s, a)].
+
+    a = tanh(loc(s) + scale(s) * eps) (SAC eq. 11-13). The critics are evaluated with detached
+    weights: the gradient reaches the actor through the action, and no critic weight gradient
+    is computed.
+
+    Shapes: obs (B, obs_dim); alpha (); info["log_prob"] (B,), info["log_std"] (B, A).
+    """
+    dist = actor(obs)
+    action, log_prob = dist.rsample_and_log_prob()  # (B, A), (B,)
+    q = critic(obs, action, detach_params=True).amin(dim=0)  # (E, B) -> (B,)
+    loss = (alpha * log_prob - q).mean()  # (B,) -> ()
+    return loss, {"log_prob": log_prob.detach(), "log_std": dist.scale.detach().log()}
+
+
+def alpha_loss(
+    log_alpha: Tensor, log_prob: Tensor, target_entropy: float
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Temperature loss J(alpha) = E[-log_alpha (log pi(a | s) + target_entropy)].
+
+    SAC eq. 18, written on log_alpha (as stable-baselines3 does) so alpha stays positive. Its
+    gradient is H - target_entropy with H = -E[log pi]: when the entropy is below the target,
+    descent raises alpha (more weight on entropy); above it, alpha falls.
+
+    Shapes: log_alpha (); log_prob (B,), detached.
+    """
+    loss = -(log_alpha * (log_prob + target_entropy)).mean()  # (B,) -> ()
+    return loss, {}
+
+
+# ---------------------------------------------------------------------------------- agent
+
+
+class SAC:
+    """Actor, twin critics and their targets, log_alpha, the optimizers and the update count.
+
+    `update(batch, log)` does one gradient step: critics, then actor (against the updated
+    critics), then alpha, then the Polyak update of the target critics. Both losses use the
+    alpha of the start of the step. It returns {} unless `log`, when it returns
+    `loss/critic`, `loss/actor`, `loss/alpha` (when tuned), `stats/alpha`, `stats/entropy`
+    (-mean log pi), `stats/q_mean` and `stats/log_std_mean`, read back in one host sync.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device) -> None:
+        self.config = config
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_sizes).to(device)
+        self.critic = EnsembleQ(obs_dim, act_dim, config.hidden_sizes, config.num_critics).to(device)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy
+        self.log_alpha = torch.tensor(
+            math.log(config.init_alpha), device=device, requires_grad=config.autotune_alpha
+        )
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr, fused=True)
+        self.alpha_optimizer = (
+            torch.optim.Adam([self.log_alpha], lr=config.lr, fused=True) if config.autotune_alpha else None
+        )
+        self._online: list[Tensor] = list(self.critic.parameters())
+        self._target: list[Tensor] = list(self.target_critic.parameters())
+        self.num_updates = 0
+
+    @property
+    def alpha(self) -> Tensor:
+        """The current temperature exp(log_alpha), detached, shape ()."""
+        return self.log_alpha.detach().exp()
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        """Polyak averaging, fused over all tensors: target += tau * (online - target)."""
+        torch._foreach_lerp_(self._target, self._online, self.config.tau)
+
+    def update(self, batch: Batch, log: bool) -> dict[str, float]:
+        alpha = self.alpha
+
+        loss_q, info_q = critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, self.config.gamma)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss_q.backward()
+        self.critic_optimizer.step()
+
+        loss_pi, info_pi = actor_loss(self.actor, self.critic, batch.obs, alpha)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss_pi.backward()
+        self.actor_optimizer.step()
+
+        metrics = {
+            "loss/critic": loss_q.detach(),
+            "loss/actor": loss_pi.detach(),
+            "stats/alpha": alpha,
+            "stats/entropy": -info_pi["log_prob"].mean(),  # (B,) -> ()
+            "stats/q_mean": info_q["q"].mean(),  # (E, B) -> ()
+            "stats/log_std_mean": info_pi["log_std"].mean(),  # (B, A) -> ()
+        }
+        if self.alpha_optimizer is not None:
+            loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            loss_a.backward()
+            self.alpha_optimizer.step()
+            metrics["loss/alpha"] = loss_a.detach()
+
+        self.update_targets()
+        self.num_updates += 1
+        if not log:
+            return {}
+        values = torch.stack(list(metrics.values())).tolist()  # one host sync for all of them
+        return dict(zip(metrics, values, strict=True))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": None if self.alpha_optimizer is None else self.alpha_optimizer.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.alpha_optimizer is not None:
+            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.num_updates = state["num_updates"]
+
+
+# ---------------------------------------------------------------------------------- learner
+
+
+class SACLearner:
+    """SAC on a vector env, driven by train.py through the Learner protocol.
+
+    One `advance` steps every sub-env once (`step` grows by num_envs): uniform random actions
+    from the seeded action space while step < learning_starts, policy samples after; stores
+    the transitions (with the true final observation of finished episodes and the terminated
+    flag as the only bootstrap mask); then, once step > learning_starts and every
+    `train_freq` advances, runs `gradient_steps` updates.
+    """
+
+    def __init__(
+        self, env: EnvConfig, agent: SACConfig, seed: int, device: torch.device, eval_episodes: int
+    ) -> None:
+        if eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
+        if agent.buffer_size < env.num_envs:
+            raise ValueError(
+                f"agent.buffer_size ({agent.buffer_size}) must be >= env.num_envs ({env.num_envs}) "
+                "to hold one step of every sub-env"
+            )
+        self.env_config, self.config, self.device = env, agent, device
+        self.eval_episodes = eval_episodes
+        self.env = make_vector_env(env.id, env.num_envs, seed)
+        self.eval_env = make_env(env.id, seed + EVAL_SEED_OFFSET)
+        obs_dim = cast(Box, self.env.single_observation_space).shape[0]  # Box: checked by make_vector_env
+        act_dim = cast(Box, self.env.single_action_space).shape[0]
+        self.agent = SAC(obs_dim, act_dim, agent, device)
+        self.buffer = ReplayBuffer(agent.buffer_size, obs_dim, act_dim, agent.batch_size, device, seed)
+        self.step = 0
+        self.steps_per_advance = env.num_envs
+        self.num_advances = 0
+        first_obs, _ = self.env.reset()
+        self._obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
+        self._episode_returns: list[float] = []  # episodes finished since the last logged advance
+        self._episode_lengths: list[int] = []
+
+    def advance(self, log: bool) -> dict[str, float]:
+        if self.step < self.config.learning_starts:
+            action_np = self.env.action_space.sample()  # (N, A), uniform on [-1, 1]
+            action = torch.from_numpy(action_np)
+        else:
+            action = self.agent.actor.act(self._obs, deterministic=False)  # (N, A)
+            action_np = action.cpu().numpy()
+        next_obs, reward, terminated, _truncated, infos = self.env.step(action_np)
+
+        # SAME_STEP autoreset: next_obs of a finished sub-env is already the next episode's
+        # first observation; the transition needs the true last one.
+        true_next_obs = next_obs
+        if "_final_obs" in infos:
+            true_next_obs = next_obs.copy()
+            for index in np.flatnonzero(infos["_final_obs"]):
+                true_next_obs[index] = infos["final_obs"][index]
+        self.buffer.add(
+            self._obs,
+            action,
+            torch.from_numpy(reward),
+            torch.from_numpy(true_next_obs),
+            torch.from_numpy(terminated),  # not truncated: a time limit is no terminal state
+        )
+        if "_episode" in infos:
+            finished = infos["_episode"]
+            self._episode_returns += infos["episode"]["r"][finished].tolist()
+            self._episode_lengths += infos["episode"]["l"][finished].tolist()
+        self._obs.copy_(torch.from_numpy(next_obs))
+        self.step += self.steps_per_advance
+        self.num_advances += 1
+
+        metrics: dict[str, float] = {}
+        if self.step > self.config.learning_starts and self.num_advances % self.config.train_freq == 0:
+            for i in range(self.config.gradient_steps):
+                metrics = self.agent.update(self.buffer.sample(), log=log and i == self.config.gradient_steps - 1)
+        if not log:
+            return {}
+        if self._episode_returns:
+            metrics["train/episode_return"] = float(np.mean(self._episode_returns))
+            metrics["train/episode_length"] = float(np.mean(self._episode_lengths))
+            self._episode_returns, self._episode_lengths = [], []
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env."""
+        return evaluate_deterministic(self.eval_env, self.agent.actor, self.eval_episodes, self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "num_advances": self.num_advances,
+            "agent": self.agent.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "env": get_state(self.env),
+            "eval_env": get_state(self.eval_env),
+            "obs": self._obs.to("cpu", copy=True),
+            "episode_returns": list(self._episode_returns),
+            "episode_lengths": list(self._episode_lengths),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.num_advances = state["step"], state["num_advances"]
+        self.agent.load_state_dict(state["agent"])
+        self.buffer.load_state_dict(state["buffer"])
+        set_state(self.env, state["env"])
+        set_state(self.eval_env, state["eval_env"])
+        self._obs.copy_(state["obs"])
+        self._episode_returns = list(state["episode_returns"])
+        self._episode_lengths = list(state["episode_lengths"])
+
+    def summary(self) -> dict[str, Any]:
+        return {"env_id": self.env_config.id}
+
+    def write_figures(self, out_dir: Path) -> list[Path]:
+        return []
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()

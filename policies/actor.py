@@ -1,0 +1,63 @@
+"""The SAC policy: an MLP that outputs a tanh-squashed diagonal Gaussian over [-1, 1]^A."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from estimators.distributions import TanhNormal
+from policies.mlp import mlp
+
+
+class TanhGaussianActor(nn.Module):
+    """pi(a | s) = tanh(u), u ~ N(loc(s), diag(exp(log_std(s)))^2): the policy of SAC.
+
+    One MLP outputs (loc, raw log-std) side by side; the raw log-std is squashed smoothly
+    into [LOG_STD_MIN, LOG_STD_MAX]. Actions live in [-1, 1]^A (action_scale 1, bias 0)
+    because the envs rescale that box onto each task's bounds (envs.make).
+
+    Shapes:
+        obs                  (B, obs_dim)   (any leading dims work)
+        forward(obs)         TanhNormal with loc, scale (B, act_dim)
+        act(obs, ...)        (B, act_dim), no gradient
+    """
+
+    # log-std range: std from e^-5 ~ 0.007 (near-deterministic) to e^2 ~ 7.4 (saturates tanh)
+    LOG_STD_MIN = -5.0
+    LOG_STD_MAX = 2.0
+
+    action_scale: Tensor
+    action_bias: Tensor
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.act_dim = act_dim
+        self.net = mlp(obs_dim, hidden_sizes, 2 * act_dim)
+        # Tensors, not floats: TanhNormal then neither copies them to the device nor checks
+        # them on the host per call. Not persistent: they are constants, not parameters.
+        self.register_buffer("action_scale", torch.ones(()), persistent=False)
+        self.register_buffer("action_bias", torch.zeros(()), persistent=False)
+
+    @classmethod
+    def bound_log_std(cls, raw: Tensor) -> Tensor:
+        """Map the raw head output (any real) smoothly into [LOG_STD_MIN, LOG_STD_MAX].
+
+        A tanh rescale rather than a hard clamp: a clamp has zero gradient outside the
+        bounds, so a log-std pushed past them can never come back (DLR-RM/stable-baselines3
+        issue 620); tanh keeps a gradient everywhere.
+        """
+        unit = torch.tanh(raw)  # in (-1, 1)
+        return cls.LOG_STD_MIN + 0.5 * (cls.LOG_STD_MAX - cls.LOG_STD_MIN) * (unit + 1.0)
+
+    def forward(self, obs: Tensor) -> TanhNormal:
+        loc, raw_log_std = self.net(obs).chunk(2, dim=-1)  # (B, 2A) -> 2 x (B, A)
+        scale = self.bound_log_std(raw_log_std).exp()
+        return TanhNormal(loc, scale, self.action_scale, self.action_bias, validate_args=False)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool) -> Tensor:
+        """An action to send to the env: the mode tanh(loc) when deterministic, else a sample."""
+        dist = self(obs)
+        return dist.mode if deterministic else dist.sample()

@@ -1,0 +1,259 @@
+"""SAC: the losses on hand-made batches, the agent's updates, and the learner's contract."""
+
+import io
+import math
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from agents.buffer import Batch
+from agents.sac import SAC, SACConfig, SACLearner, actor_loss, alpha_loss, critic_loss
+from envs import EnvConfig, make_vector_env
+from policies.actor import TanhGaussianActor
+from policies.critic import EnsembleQ
+
+CPU = torch.device("cpu")
+TINY = {"hidden_sizes": [16, 16], "batch_size": 32, "buffer_size": 5000}
+
+
+def fixed_policy(action: Tensor, log_prob: Tensor) -> Callable[[Tensor], Any]:
+    """An actor stand-in whose every draw is (action, log_prob), chosen by hand."""
+    dist = SimpleNamespace(rsample_and_log_prob=lambda: (action, log_prob))
+    return lambda obs: dist
+
+
+# ---------------------------------------------------------------------------------- losses
+
+
+def test_critic_target_is_clipped_double_q_and_bootstraps_only_without_termination() -> None:
+    torch.manual_seed(0)
+    obs, next_obs, action = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 2)
+    # Row 0 continues; row 1 ends in a terminal state; row 2 was cut by the time limit
+    # (stored terminated = 0 with its true final observation), so it still bootstraps.
+    batch = Batch(obs, action, torch.tensor([1.0, 2.0, 3.0]), next_obs, torch.tensor([0.0, 1.0, 0.0]))
+    next_q = torch.tensor([[5.0, 10.0, -1.0], [4.0, 12.0, 2.0]])  # (E, B): min = [4, 10, -1]
+    actor = fixed_policy(torch.zeros(3, 2), torch.tensor([-1.0, 0.5, 2.0]))
+    critic = EnsembleQ(4, 2, [8])
+
+    loss, info = critic_loss(critic, lambda o, a: next_q, actor, batch, alpha=torch.tensor(0.5), gamma=0.9)
+
+    # V(s') = min Q - alpha log pi = [4.5, 9.75, -2]; y = r + 0.9 (1 - terminated) V(s')
+    torch.testing.assert_close(info["q_target"], torch.tensor([1 + 0.9 * 4.5, 2.0, 3 + 0.9 * -2.0]))
+    q = critic(obs, action)  # (E, B)
+    expected = 0.5 * sum(((q[e] - info["q_target"]) ** 2).mean() for e in range(2))
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert all(p.grad is not None for p in critic.parameters())
+
+
+def test_actor_loss_is_alpha_log_pi_minus_min_q_without_critic_weight_gradients() -> None:
+    torch.manual_seed(0)
+    actor, critic = TanhGaussianActor(4, 2, [8]), EnsembleQ(4, 2, [8])
+    obs, alpha = torch.randn(16, 4), torch.tensor(0.3)
+
+    torch.manual_seed(1)
+    loss, info = actor_loss(actor, critic, obs, alpha)
+    torch.manual_seed(1)  # the same noise draw, by hand
+    action, log_prob = actor(obs).rsample_and_log_prob()
+    expected = (alpha * log_prob - critic(obs, action).amin(dim=0)).mean()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(info["log_prob"], log_prob.detach())
+
+    critic.zero_grad(set_to_none=True)
+    loss.backward()
+    assert all(p.grad is None for p in critic.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor.parameters())
+
+
+@pytest.mark.parametrize(("log_prob", "alpha_grows"), [(3.0, True), (-3.0, False)])
+def test_alpha_grows_when_entropy_is_below_target_and_shrinks_above(log_prob: float, alpha_grows: bool) -> None:
+    # entropy estimate H = -E[log pi] = -3 (below the target -1) or 3 (above it)
+    log_alpha = torch.zeros((), requires_grad=True)
+    loss, _ = alpha_loss(log_alpha, torch.full((8,), log_prob), target_entropy=-1.0)
+    loss.backward()
+    assert log_alpha.grad == pytest.approx(-log_prob - (-1.0))  # dJ/dlog_alpha = H - target
+    with torch.no_grad():
+        log_alpha -= 0.1 * log_alpha.grad  # one descent step
+    assert (log_alpha.item() > 0) == alpha_grows
+
+
+# ---------------------------------------------------------------------------------- agent
+
+
+def random_batch(n: int = 32, obs_dim: int = 3, act_dim: int = 1) -> Batch:
+    return Batch(torch.randn(n, obs_dim), torch.rand(n, act_dim) * 2 - 1, torch.randn(n),
+                 torch.randn(n, obs_dim), (torch.rand(n) < 0.1).float())
+
+
+def test_polyak_update_equals_a_plain_loop() -> None:
+    torch.manual_seed(0)
+    agent = SAC(3, 1, SACConfig(tau=0.1, **TINY), CPU)
+    with torch.no_grad():
+        for p in agent.critic.parameters():
+            p.add_(torch.randn_like(p))
+    before = [t.clone() for t in agent.target_critic.parameters()]
+    agent.update_targets()
+    for old, online, new in zip(before, agent.critic.parameters(), agent.target_critic.parameters(), strict=True):
+        torch.testing.assert_close(new, (1 - 0.1) * old + 0.1 * online.detach())
+
+
+def test_update_logs_namespaced_floats_only_when_asked() -> None:
+    torch.manual_seed(0)
+    agent = SAC(3, 1, SACConfig(**TINY), CPU)
+    assert agent.target_entropy == -1.0  # -|A|
+    assert agent.update(random_batch(), log=False) == {}
+    metrics = agent.update(random_batch(), log=True)
+    assert set(metrics) == {"loss/critic", "loss/actor", "loss/alpha", "stats/alpha", "stats/entropy",
+                            "stats/q_mean", "stats/log_std_mean"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert agent.num_updates == 2
+    assert agent.alpha.item() != 1.0  # tuned
+
+
+def test_fixed_alpha_stays_at_init_alpha() -> None:
+    torch.manual_seed(0)
+    agent = SAC(3, 1, SACConfig(autotune_alpha=False, init_alpha=0.2, **TINY), CPU)
+    metrics = agent.update(random_batch(), log=True)
+    assert "loss/alpha" not in metrics
+    assert metrics["stats/alpha"] == pytest.approx(0.2)
+    agent.update(random_batch(), log=False)
+    assert agent.alpha.item() == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("batch_size", -3, "batch_size must be a positive integer, got -3"),
+        ("lr", 0.0, "lr must be > 0, got 0.0"),
+        ("gamma", 1.5, r"gamma must be in \[0, 1\], got 1.5"),
+        ("tau", 0.0, r"tau must be in \(0, 1\], got 0.0"),
+        ("learning_starts", -1, "learning_starts must be >= 0, got -1"),
+        ("init_alpha", -0.1, "init_alpha must be > 0, got -0.1"),
+        ("hidden_sizes", [256, 0], r"hidden_sizes must be positive integers, got \[256, 0\]"),
+        ("target_entropy", math.inf, "target_entropy must be a finite number or null, got inf"),
+    ],
+)
+def test_config_range_checks_name_the_field_and_the_allowed_range(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        SACConfig(**{field: value})
+
+
+# ---------------------------------------------------------------------------------- learner
+
+
+def learner(env_id: str = "Pendulum-v1", num_envs: int = 1, seed: int = 0, **agent: Any) -> SACLearner:
+    return SACLearner(EnvConfig(env_id, num_envs), SACConfig(**{**TINY, **agent}), seed, CPU, eval_episodes=1)
+
+
+def test_before_learning_starts_actions_are_the_seeded_action_space_samples() -> None:
+    sac = learner(num_envs=2, seed=3, learning_starts=20)
+    reference = make_vector_env("Pendulum-v1", num_envs=2, seed=3)
+    for _ in range(10):
+        sac.advance(log=False)
+    expected = np.concatenate([reference.action_space.sample() for _ in range(10)])  # (20, 1)
+    assert np.array_equal(sac.buffer.storage.action[:20].numpy(), expected)
+    assert sac.step == 20 and sac.agent.num_updates == 0
+    sac.advance(log=False)  # step 22 > learning_starts: the first update
+    assert sac.agent.num_updates == 1
+
+
+def pendulum_successor(obs: np.ndarray, action: float) -> np.ndarray:
+    """Pendulum's dynamics from an observation [cos th, sin th, thdot] and a unit action."""
+    env = gym.make("Pendulum-v1").unwrapped
+    env.reset(seed=0)
+    env.state = np.array([math.atan2(obs[1], obs[0]), obs[2]])
+    return env.step(np.array([2.0 * action]))[0]  # the unit action rescaled to the torque bound 2
+
+
+def test_truncated_transitions_store_the_true_final_observation_and_no_termination() -> None:
+    sac = learner(num_envs=2, learning_starts=10_000)  # random actions throughout
+    for _ in range(199):
+        sac.advance(log=False)
+    metrics = sac.advance(log=True)  # step 200 of both sub-envs: the time limit, then auto-reset
+    s = sac.buffer.storage
+    for row in range(400):  # rows 2t + i: every next_obs is the successor of obs, the last ones too
+        np.testing.assert_allclose(s.next_obs[row].numpy(), pendulum_successor(s.obs[row].numpy(), s.action[row, 0].item()), atol=1e-4)
+    assert not torch.allclose(s.next_obs[398:400], sac._obs, atol=1e-2)  # the reset obs differ
+    assert torch.all(s.terminated[:400] == 0)
+    returns = s.reward[:400].view(200, 2).sum(0)  # (200 steps, 2 sub-envs) -> (2,)
+    assert metrics["train/episode_return"] == pytest.approx(returns.mean().item(), rel=1e-5)
+    assert metrics["train/episode_length"] == 200.0
+
+
+def test_terminal_transitions_store_the_final_observation_with_the_terminated_flag() -> None:
+    sac = learner("InvertedPendulum-v5", learning_starts=10_000)  # random actions fall within ~10 steps
+    for _ in range(100):
+        sac.advance(log=False)
+    s = sac.buffer.storage
+    terminated = s.terminated[:100] == 1
+    assert terminated.sum() >= 3
+    # InvertedPendulum terminates when the pole angle |obs[1]| exceeds 0.2
+    assert torch.all(s.next_obs[:100][terminated, 1].abs() > 0.2)
+    assert torch.all(s.next_obs[:100][~terminated, 1].abs() <= 0.2)
+
+
+def test_advance_logs_losses_and_episode_figures_and_evaluate_the_eval_keys() -> None:
+    torch.manual_seed(0)
+    sac = learner(learning_starts=10)
+    assert sac.advance(log=False) == {}
+    while sac.step < 199:
+        sac.advance(log=False)
+    metrics = sac.advance(log=True)
+    assert {"loss/critic", "loss/actor", "stats/alpha", "train/episode_return", "train/episode_length"} <= set(metrics)
+    evaluation = sac.evaluate()
+    assert set(evaluation) == {"eval/return_mean", "eval/return_std", "eval/length_mean", "eval/episodes"}
+    assert evaluation["eval/episodes"] == 1.0 and evaluation["eval/length_mean"] == 200.0
+    assert sac.summary() == {"env_id": "Pendulum-v1"} and sac.write_figures(None) == []  # type: ignore[arg-type]
+
+
+def test_learner_rejects_what_it_cannot_run() -> None:
+    with pytest.raises(ValueError, match="eval_episodes must be >= 1, got 0"):
+        SACLearner(EnvConfig(), SACConfig(**TINY), 0, CPU, eval_episodes=0)
+    with pytest.raises(ValueError, match=r"agent.buffer_size \(2\) must be >= env.num_envs \(4\)"):
+        SACLearner(EnvConfig(num_envs=4), SACConfig(buffer_size=2, batch_size=2), 0, CPU, eval_episodes=1)
+
+
+def run_to(sac: SACLearner, steps: int) -> None:
+    while sac.step < steps:
+        sac.advance(log=sac.step % 40 == 0)
+
+
+def test_resume_from_state_dict_is_bit_identical() -> None:
+    # 2 sub-envs, updates every 2nd advance with 2 gradient steps; the save falls before the
+    # episodes' time limit (200 steps), so the auto-reset happens after the resume.
+    config = {"learning_starts": 60, "train_freq": 2, "gradient_steps": 2}
+    total, saved_at = 440, 380
+
+    torch.manual_seed(0)
+    straight = learner(num_envs=2, **config)
+    run_to(straight, total)
+
+    torch.manual_seed(0)
+    first = learner(num_envs=2, **config)
+    run_to(first, saved_at)
+    checkpoint = io.BytesIO()
+    torch.save({"learner": first.state_dict(), "torch_rng": torch.get_rng_state()}, checkpoint)  # train.py saves the global RNG
+    checkpoint.seek(0)
+    state = torch.load(checkpoint, weights_only=True)
+    torch.manual_seed(12345)  # the fresh learner's own init is overwritten by the state
+    resumed = learner(num_envs=2, **config)
+    resumed.load_state_dict(state["learner"])
+    torch.set_rng_state(state["torch_rng"])
+    run_to(resumed, total)
+
+    a, b = straight.agent, resumed.agent
+    assert a.num_updates == b.num_updates > 0
+    for module in ("actor", "critic", "target_critic"):
+        for (name, p), q in zip(getattr(a, module).state_dict().items(), getattr(b, module).state_dict().values(), strict=True):
+            assert torch.equal(p, q), f"{module}.{name}"
+    assert torch.equal(a.log_alpha, b.log_alpha)
+    for x, y in zip(straight.buffer.storage, resumed.buffer.storage, strict=True):
+        assert torch.equal(x, y)
+    assert torch.equal(straight._obs, resumed._obs)
+    assert straight.evaluate() == resumed.evaluate()
