@@ -24,6 +24,7 @@ from torch import Tensor
 
 from agents.buffer import Batch, ReplayBuffer
 from agents.evaluation import evaluate_deterministic
+from agents.policy_gradients import GradientDiagnostics, sac_gradient_metrics
 from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
 from policies.actor import TanhGaussianActor
 from policies.critic import EnsembleQ
@@ -160,7 +161,10 @@ class SAC:
     (-mean log pi), `stats/q_mean` and `stats/log_std_mean`, read back in one host sync.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device,
+        grad_variance_every: int = 0, seed: int = 0,
+    ) -> None:
         self.config = config
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_sizes).to(device)
         self.critic = EnsembleQ(obs_dim, act_dim, config.hidden_sizes, config.num_critics).to(device)
@@ -177,6 +181,8 @@ class SAC:
         self._online: list[Tensor] = list(self.critic.parameters())
         self._target: list[Tensor] = list(self.target_critic.parameters())
         self.num_updates = 0
+        # pathwise vs score-function actor-gradient statistics every N updates (0: off)
+        self.grad_diagnostics = GradientDiagnostics(grad_variance_every, seed, device)
 
     @property
     def alpha(self) -> Tensor:
@@ -190,6 +196,9 @@ class SAC:
 
     def update(self, batch: Batch, log: bool) -> dict[str, float]:
         alpha = self.alpha
+        grad_metrics = self.grad_diagnostics(
+            self.num_updates, log, lambda: sac_gradient_metrics(self.actor, self.critic, batch.obs, alpha)
+        )
 
         loss_q, info_q = critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, self.config.gamma)
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -221,7 +230,7 @@ class SAC:
         if not log:
             return {}
         values = torch.stack(list(metrics.values())).tolist()  # one host sync for all of them
-        return dict(zip(metrics, values, strict=True))
+        return dict(zip(metrics, values, strict=True)) | grad_metrics
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -233,6 +242,7 @@ class SAC:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "alpha_optimizer": None if self.alpha_optimizer is None else self.alpha_optimizer.state_dict(),
             "num_updates": self.num_updates,
+            "grad_diagnostics": self.grad_diagnostics.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -246,6 +256,7 @@ class SAC:
         if self.alpha_optimizer is not None:
             self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.num_updates = state["num_updates"]
+        self.grad_diagnostics.load_state_dict(state["grad_diagnostics"])
 
 
 # ---------------------------------------------------------------------------------- learner
@@ -262,7 +273,8 @@ class SACLearner:
     """
 
     def __init__(
-        self, env: EnvConfig, agent: SACConfig, seed: int, device: torch.device, eval_episodes: int
+        self, env: EnvConfig, agent: SACConfig, seed: int, device: torch.device, eval_episodes: int,
+        grad_variance_every: int = 0,
     ) -> None:
         if eval_episodes < 1:
             raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
@@ -277,7 +289,7 @@ class SACLearner:
         self.eval_env = make_env(env.id, seed + EVAL_SEED_OFFSET)
         obs_dim = cast(Box, self.env.single_observation_space).shape[0]  # Box: checked by make_vector_env
         act_dim = cast(Box, self.env.single_action_space).shape[0]
-        self.agent = SAC(obs_dim, act_dim, agent, device)
+        self.agent = SAC(obs_dim, act_dim, agent, device, grad_variance_every, seed)
         self.buffer = ReplayBuffer(agent.buffer_size, obs_dim, act_dim, agent.batch_size, device, seed)
         self.step = 0
         self.steps_per_advance = env.num_envs

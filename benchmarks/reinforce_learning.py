@@ -8,9 +8,10 @@
 Ours is `agents.reinforce.ReinforceLearner` driven step by step the way train.py drives it
 (seeded the same way, no checkpoints or logging sinks), so the time of the updates alone can be
 measured: `steps_per_s` counts env steps per second of `advance()` calls, evaluation excluded.
-Before training, each worker measures the raw step rate of the same vector env with uniform
-random actions and no learning (`raw_steps_per_s`); `speed_ratio` = steps_per_s /
-raw_steps_per_s is the share of the env's own speed that survives the policy and the updates.
+Before and after training, each worker measures the raw step rate of the same vector env with
+uniform random actions and no learning (`raw_steps_per_s`, the mean of the two: the machine's
+load may change during a run); `speed_ratio` = steps_per_s / raw_steps_per_s is the share of
+the env's own speed that survives the policy and the updates.
 
 The reference is stable-baselines3's A2C set up as REINFORCE with a learned baseline: returns
 to the end of each `rollout_steps` x `num_envs` batch bootstrapped from V there
@@ -25,18 +26,17 @@ episodes on an env seeded `seed + 10_000`. The table gives mean +- std over seed
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
 
 # Env steps of the raw-rate measurement.
 RAW_RATE_STEPS = 20_000
@@ -80,7 +80,7 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
 
     torch.set_num_threads(threads)
     cfg = load(config)
-    raw_rate = raw_step_rate(cfg["env"].id, cfg["env"].num_envs, seed)
+    raw_before = raw_step_rate(cfg["env"].id, cfg["env"].num_envs, seed)
     random.seed(seed)  # as train.py's seed_everything
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -93,7 +93,8 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
     result = learner.evaluate()
     learner.close()
     rate = learner.step / train_time
-    return {"impl": "ours", "seed": seed, "eval_return_mean": result["eval/return_mean"],
+    raw_rate = 0.5 * (raw_before + raw_step_rate(cfg["env"].id, cfg["env"].num_envs, seed))
+    return {"eval_return_mean": result["eval/return_mean"],
             "eval_return_std": result["eval/return_std"], "wall_time_s": train_time,
             "steps_per_s": rate, "raw_steps_per_s": raw_rate, "speed_ratio": rate / raw_rate}
 
@@ -125,57 +126,22 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     eval_env.reset(seed=seed + 10_000)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
                                  return_episode_rewards=True)
-    return {"impl": "sb3", "seed": seed, "eval_return_mean": float(np.mean(returns)),
+    return {"eval_return_mean": float(np.mean(returns)),
             "eval_return_std": float(np.std(returns)), "wall_time_s": wall, "steps_per_s": steps / wall}
 
 
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 
-def _run(job: tuple[str, Path, int, int, int, int]) -> dict[str, Any]:
-    impl, config, steps, seed, eval_episodes, threads = job
-    result = RUNNERS[impl](config, steps, seed, eval_episodes, threads)
-    print(f"  {impl:5s} seed {seed}: eval return {result['eval_return_mean']:8.1f}, "
-          f"{result['steps_per_s']:6.0f} steps/s ({result['wall_time_s']:.0f} s)", flush=True)
-    return result
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "reinforce_inverted_pendulum.yaml")
-    parser.add_argument("--steps", type=int, default=None, help="env steps (default: the config's total_steps)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--impl", nargs="+", choices=sorted(RUNNERS), default=["ours", "sb3"])
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
-    if args.steps is not None and args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
-    if args.workers < 1 or args.threads < 1 or args.eval_episodes < 1:
-        parser.error("--workers, --threads and --eval-episodes must be >= 1")
-
+    args = harness.parse_args(__doc__.split("\n\n")[0], REPO / "configs" / "reinforce_inverted_pendulum.yaml",
+                              [0, 1, 2], list(RUNNERS))
     cfg = load(args.config)
     steps = args.steps or cfg["total_steps"]
     env_id = cfg["env"].id
     print(f"{env_id}: {steps} steps, seeds {args.seeds}, {args.workers} workers x {args.threads} threads")
-    jobs = [(impl, args.config, steps, seed, args.eval_episodes, args.threads)
-            for seed in args.seeds for impl in args.impl]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        results = list(pool.map(_run, jobs))
-
-    table: dict[str, Any] = {}
-    print(f"\n| implementation | {' | '.join(f'seed {s}' for s in args.seeds)} | mean +- std | steps/s |")
-    print(f"| --- |{' --- |' * len(args.seeds)} --- | --- |")
-    for impl in args.impl:
-        rows = [r for r in results if r["impl"] == impl]
-        returns = [r["eval_return_mean"] for r in rows]
-        mean, std = statistics.fmean(returns), statistics.pstdev(returns)
-        rate = statistics.fmean(r["steps_per_s"] for r in rows)
-        table[impl] = {"returns": returns, "mean": mean, "std": std, "min": min(returns),
-                       "steps_per_s": rate, "wall_time_s": [r["wall_time_s"] for r in rows]}
-        print(f"| {impl} | {' | '.join(f'{x:.1f}' for x in returns)} | {mean:.1f} +- {std:.1f} | {rate:.0f} |")
+    results = harness.run(RUNNERS, args, steps)
+    table = harness.report(results, args)
     if "ours" in table:
         ours = [r for r in results if r["impl"] == "ours"]
         table["ours"]["raw_steps_per_s"] = statistics.fmean(r["raw_steps_per_s"] for r in ours)
@@ -186,12 +152,7 @@ def main() -> None:
         table["return_ratio_ours_to_sb3"] = table["ours"]["mean"] / table["sb3"]["mean"]
         table["speed_ratio_ours_to_sb3"] = table["ours"]["steps_per_s"] / table["sb3"]["steps_per_s"]
         print(f"ours / sb3: return {table['return_ratio_ours_to_sb3']:.2f}, speed {table['speed_ratio_ours_to_sb3']:.2f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"env_id": env_id, "steps": steps, "seeds": args.seeds,
-                                         "eval_episodes": args.eval_episodes, "results": table,
-                                         "runs": results}, indent=2) + "\n")
-
+    harness.write_json(args, env_id, steps, table, results)
 
 if __name__ == "__main__":
     main()

@@ -13,18 +13,17 @@ seeded `seed + 10_000` after the last step. The table gives mean +- std over see
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
 
 
 def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
@@ -41,8 +40,8 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
         if code != 0:
             raise RuntimeError(f"train.py exited {code}")
         summary = json.loads((out / "summary.json").read_text())
-    return {"impl": "ours", "seed": seed, "eval_return_mean": summary["eval_return_mean"],
-            "eval_return_std": summary["eval_return_std"], "wall_time_s": summary["wall_time_s"]}
+    return {"eval_return_mean": summary["eval_return_mean"], "eval_return_std": summary["eval_return_std"],
+            "wall_time_s": summary["wall_time_s"], "steps_per_s": summary["steps_per_s"]}
 
 
 def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
@@ -70,64 +69,25 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     eval_env.reset(seed=seed + 10_000)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
                                  return_episode_rewards=True)
-    return {"impl": "sb3", "seed": seed, "eval_return_mean": float(np.mean(returns)),
-            "eval_return_std": float(np.std(returns)), "wall_time_s": wall}
+    return {"eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+            "wall_time_s": wall, "steps_per_s": steps / wall}
 
 
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 
-def _run(job: tuple[str, Path, int, int, int, int]) -> dict[str, Any]:
-    impl, config, steps, seed, eval_episodes, threads = job
-    result = RUNNERS[impl](config, steps, seed, eval_episodes, threads)
-    print(f"  {impl:5s} seed {seed}: eval return {result['eval_return_mean']:9.1f} "
-          f"({result['wall_time_s']:.0f} s)", flush=True)
-    return result
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "sac_pendulum.yaml")
-    parser.add_argument("--steps", type=int, default=None, help="env steps (default: the config's total_steps)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--impl", nargs="+", choices=sorted(RUNNERS), default=["ours", "sb3"])
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
-    if args.steps is not None and args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
-    if args.workers < 1 or args.threads < 1:
-        parser.error("--workers and --threads must be >= 1")
-
+    args = harness.parse_args(__doc__.split("\n\n")[0], REPO / "configs" / "sac_pendulum.yaml",
+                              [0, 1, 2, 3, 4], list(RUNNERS))
     from training.config import load_config
 
     cfg = load_config(args.config, [])
     steps = args.steps or cfg.total_steps
     env_id = cfg.env.id  # type: ignore[attr-defined]
     print(f"{env_id}: {steps} steps, seeds {args.seeds}, {args.workers} workers x {args.threads} threads")
-    jobs = [(impl, args.config, steps, seed, args.eval_episodes, args.threads)
-            for seed in args.seeds for impl in args.impl]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        results = list(pool.map(_run, jobs))
-
-    table: dict[str, Any] = {}
-    print(f"\n| implementation | {' | '.join(f'seed {s}' for s in args.seeds)} | mean +- std |")
-    print(f"| --- |{' --- |' * len(args.seeds)} --- |")
-    for impl in args.impl:
-        rows = [r for r in results if r["impl"] == impl]
-        returns = [r["eval_return_mean"] for r in rows]
-        mean, std = statistics.fmean(returns), statistics.pstdev(returns)
-        table[impl] = {"returns": returns, "mean": mean, "std": std, "min": min(returns),
-                       "wall_time_s": [r["wall_time_s"] for r in rows]}
-        print(f"| {impl} | {' | '.join(f'{x:.1f}' for x in returns)} | {mean:.1f} +- {std:.1f} |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"env_id": env_id, "steps": steps, "seeds": args.seeds,
-                                         "eval_episodes": args.eval_episodes, "results": table,
-                                         "runs": results}, indent=2) + "\n")
-
+    results = harness.run(RUNNERS, args, steps)
+    table = harness.report(results, args)
+    harness.write_json(args, env_id, steps, table, results)
 
 if __name__ == "__main__":
     main()

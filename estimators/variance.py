@@ -20,7 +20,8 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,17 @@ class GradientStats:
     cosine_to_reference: float | None
     # K, the number of estimates summarised.
     num_samples: int
+
+
+@contextmanager
+def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Run the block on a private copy of torch's global RNG (CPU, and `device` if CUDA),
+    seeded with `seed`; the global state is restored on exit. Gradient statistics measured
+    inside it are reproducible and never shift the noise a training run draws next."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def gradient_samples(

@@ -92,8 +92,21 @@ def test_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(tmp_path: Path, a
     assert not out.exists()
 
 
-def test_sigterm_then_resume_ends_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
-    steps = ["total_steps=1500", *TINY_SAC]
+# REINFORCE on Pendulum-v1: 4 envs x 25 steps per update, a few seconds in all.
+TINY_REINFORCE = ["--config", "configs/reinforce_pendulum.yaml", "env.num_envs=4",
+                  "agent.rollout_steps=25", "agent.hidden_sizes=[32, 32]", "eval.episodes=1",
+                  "eval.every=1000", "log.every=100", "checkpoint.every=500", "wandb.mode=disabled"]
+
+
+@pytest.mark.parametrize(
+    ("args", "total", "interrupt_after"),
+    [(TINY_SAC, 1500, 300), (TINY_REINFORCE, 4000, 1200)],
+    ids=["sac", "reinforce"],
+)
+def test_sigterm_then_resume_ends_identical_to_an_uninterrupted_run(
+    tmp_path: Path, args: list[str], total: int, interrupt_after: int,
+) -> None:
+    steps = [*args, f"total_steps={total}"]
     straight = run_cli("--out", str(tmp_path / "straight"), *steps)
     assert straight.returncode == 0, straight.stderr
 
@@ -102,13 +115,15 @@ def test_sigterm_then_resume_ends_identical_to_an_uninterrupted_run(tmp_path: Pa
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.exists() and "\"global_step\": 300" in metrics.read_text()):
+    while time.time() < deadline and not (
+        metrics.exists() and f'"global_step": {interrupt_after}' in metrics.read_text()
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["total_steps"] < 1500
+    assert summary["status"] == "interrupted" and summary["total_steps"] < total
 
     resumed = run_cli("--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
@@ -161,3 +176,30 @@ def test_a_nan_in_the_critic_loss_fails_the_run_and_keeps_the_last_good_checkpoi
     kept = list_checkpoints(out / "checkpoints")
     assert kept[0].name == "step_000000000200.pt"
     assert load_latest(out / "checkpoints")[0]["step"] == 200
+
+
+def test_resume_continues_the_same_wandb_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = run_cli("--out", str(out), "total_steps=300", *TINY_SAC, "wandb.mode=offline")
+    assert first.returncode == 0, first.stderr
+    resumed = run_cli("--resume", str(out), "total_steps=400")
+    assert resumed.returncode == 0, resumed.stderr
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2, runs
+    assert len({run.name.rsplit("-", 1)[1] for run in runs}) == 1, "resume started a new W&B run id"
+
+
+def test_a_failing_wandb_warns_and_training_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import wandb
+
+    def broken_init(*args, **kwargs):  # what a W&B outage looks like to us
+        raise wandb.errors.CommError("could not reach the W&B server")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), "total_steps=300", *TINY_SAC, "wandb.mode=online"]) == 0
+    assert "warning: W&B failed (CommError: could not reach the W&B server)" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    assert (out / "metrics.jsonl").read_text()

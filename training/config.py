@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from agents.reinforce import ReinforceConfig
 from agents.sac import SACConfig
 from envs import EnvConfig
 from vae.config import DataConfig, ModelConfig, OptimConfig
@@ -138,6 +139,12 @@ class SACRunConfig(RunConfig):
 
 
 @dataclass
+class ReinforceRunConfig(RunConfig):
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: ReinforceConfig = field(default_factory=ReinforceConfig)
+
+
+@dataclass
 class VAERunConfig(RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -148,6 +155,7 @@ class VAERunConfig(RunConfig):
 
 SCHEMAS: dict[str, type[RunConfig]] = {
     "sac": SACRunConfig,
+    "reinforce": ReinforceRunConfig,
     "vae": VAERunConfig,
 }
 

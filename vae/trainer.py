@@ -14,8 +14,6 @@ without them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +24,7 @@ from torch import Tensor
 
 from estimators.distributions import ConstantTemperature, ExponentialTemperature
 from estimators.gradients import EMABaseline
-from estimators.variance import gradient_samples, gradient_stats
+from estimators.variance import gradient_samples, gradient_stats, seeded_rng
 from vae.config import DataConfig, ModelConfig, OptimConfig
 from vae.data import EpochSampler, Split, load_dataset
 from vae.figures import principal_components, save_image_grid, save_latent_map
@@ -37,16 +35,6 @@ from vae.objectives import ESTIMATORS, Estimator, elbo_objective, evaluation_bou
 EVAL_CHUNK = 512
 # Offset between the run seed and the seeds of evaluation / diagnostics / figure RNG copies.
 RNG_SEED_OFFSET = 10_007
-
-
-@contextmanager
-def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Run the block on a private copy of torch's global RNG (CPU, and ``device`` if CUDA),
-    seeded with ``seed``; the global state is restored on exit."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 class VAELearner:
