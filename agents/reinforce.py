@@ -24,10 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from agents.episodes import EpisodeLog
 from agents.evaluation import evaluate_deterministic
 from agents.policy_gradients import DIAGNOSTIC_REPEATS, GradientDiagnostics, metric_keys, summarize
 from agents.rollout import Rollout, collect_rollout, complete_episode_mask, env_dims, reward_to_go
@@ -301,14 +301,13 @@ class ReinforceLearner:
         self.steps_per_advance = agent.rollout_steps * env.num_envs
         first_obs, _ = self.env.reset()
         self._obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
-        self._episode_returns: list[float] = []  # episodes finished since the last logged advance
-        self._episode_lengths: list[int] = []
+        self.episodes = EpisodeLog()  # training episodes finished since the last logged advance
 
     def advance(self, log: bool) -> dict[str, float]:
-        rollout, self._obs = collect_rollout(self.env, self.agent.actor, self._obs, self.config.rollout_steps)
+        rollout, self._obs = collect_rollout(
+            self.env, self.agent.actor, self._obs, self.config.rollout_steps, self.episodes
+        )
         self.step += self.steps_per_advance
-        self._episode_returns += rollout.episode_returns
-        self._episode_lengths += rollout.episode_lengths
         batch = self.agent.score(rollout)
         metrics: dict[str, float] = {}
         if len(batch) >= 2:  # whole_episodes: no episode may have ended in a short batch
@@ -323,11 +322,7 @@ class ReinforceLearner:
         if not log:
             return {}
         metrics["stats/scored_fraction"] = len(batch) / self.steps_per_advance
-        if self._episode_returns:
-            metrics["train/episode_return"] = float(np.mean(self._episode_returns))
-            metrics["train/episode_length"] = float(np.mean(self._episode_lengths))
-            self._episode_returns, self._episode_lengths = [], []
-        return metrics
+        return metrics | self.episodes.pop_metrics()
 
     def evaluate(self) -> dict[str, float]:
         """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env."""
@@ -341,8 +336,7 @@ class ReinforceLearner:
             "env": get_state(self.env),
             "eval_env": get_state(self.eval_env),
             "obs": self._obs.to("cpu", copy=True),
-            "episode_returns": list(self._episode_returns),
-            "episode_lengths": list(self._episode_lengths),
+            "episodes": self.episodes.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -352,8 +346,7 @@ class ReinforceLearner:
         set_state(self.env, state["env"])
         set_state(self.eval_env, state["eval_env"])
         self._obs = state["obs"].to(self.device, dtype=torch.float32, copy=True)
-        self._episode_returns = list(state["episode_returns"])
-        self._episode_lengths = list(state["episode_lengths"])
+        self.episodes.load_state_dict(state["episodes"])
 
     def summary(self) -> dict[str, Any]:
         return {"env_id": self.env_config.id}

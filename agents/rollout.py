@@ -24,6 +24,7 @@ import torch
 from gymnasium.spaces import Box
 from torch import Tensor
 
+from agents.episodes import EpisodeLog
 from estimators.distributions import TanhNormal
 
 
@@ -40,7 +41,6 @@ class Rollout:
         pre_tanh               (T, N, A)  u; the action sent was squash(u)
         reward                 (T, N)
         terminated, truncated  (T, N)     bool
-        episode_returns, episode_lengths: returns and lengths of the episodes that ended
     """
 
     obs: Tensor
@@ -49,8 +49,6 @@ class Rollout:
     terminated: Tensor
     truncated: Tensor
     next_obs: Tensor
-    episode_returns: list[float]
-    episode_lengths: list[int]
 
 
 def env_dims(env: gym.vector.VectorEnv) -> tuple[int, int]:
@@ -66,9 +64,10 @@ def collect_rollout(
     policy: Callable[[Tensor], TanhNormal],
     obs: Tensor,
     num_steps: int,
+    episodes: EpisodeLog,
 ) -> tuple[Rollout, Tensor]:
     """Step `env` `num_steps` times with actions squash(u), u ~ policy(obs); returns the rollout
-    and the observation to continue from.
+    and the observation to continue from. Finished episodes are recorded in `episodes`.
 
     `env` must auto-reset in the same step (envs.make_vector_env). Everything is written into
     numpy buffers during the loop and converted to tensors once at the end: per-step torch
@@ -87,8 +86,6 @@ def collect_rollout(
     reward = np.empty((num_steps, num_envs), dtype=np.float32)
     terminated = np.empty((num_steps, num_envs), dtype=bool)
     truncated = np.empty((num_steps, num_envs), dtype=bool)
-    episode_returns: list[float] = []
-    episode_lengths: list[int] = []
     current = obs.cpu().numpy()
     for t in range(num_steps):
         obs_buffer[t] = current
@@ -100,10 +97,7 @@ def collect_rollout(
         if "_final_obs" in infos:  # SAME_STEP autoreset: `current` already starts a new episode
             for i in np.flatnonzero(infos["_final_obs"]):
                 next_obs_buffer[t, i] = infos["final_obs"][i]
-        if "_episode" in infos:
-            finished = infos["_episode"]
-            episode_returns += infos["episode"]["r"][finished].tolist()
-            episode_lengths += infos["episode"]["l"][finished].tolist()
+        episodes.record(infos)
     rollout = Rollout(
         obs=torch.from_numpy(obs_buffer).to(device),
         pre_tanh=torch.from_numpy(pre_tanh).to(device),
@@ -111,8 +105,6 @@ def collect_rollout(
         terminated=torch.from_numpy(terminated).to(device),
         truncated=torch.from_numpy(truncated).to(device),
         next_obs=torch.from_numpy(next_obs_buffer).to(device),
-        episode_returns=episode_returns,
-        episode_lengths=episode_lengths,
     )
     return rollout, torch.as_tensor(current, dtype=torch.float32, device=device)
 

@@ -23,6 +23,7 @@ from gymnasium.spaces import Box
 from torch import Tensor
 
 from agents.buffer import Batch, ReplayBuffer
+from agents.episodes import EpisodeLog
 from agents.evaluation import evaluate_deterministic
 from agents.policy_gradients import GradientDiagnostics, sac_gradient_metrics
 from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
@@ -296,8 +297,7 @@ class SACLearner:
         self.num_advances = 0
         first_obs, _ = self.env.reset()
         self._obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
-        self._episode_returns: list[float] = []  # episodes finished since the last logged advance
-        self._episode_lengths: list[int] = []
+        self.episodes = EpisodeLog()  # training episodes finished since the last logged advance
 
     def advance(self, log: bool) -> dict[str, float]:
         if self.step < self.config.learning_starts:
@@ -322,10 +322,7 @@ class SACLearner:
             torch.from_numpy(true_next_obs),
             torch.from_numpy(terminated),  # not truncated: a time limit is no terminal state
         )
-        if "_episode" in infos:
-            finished = infos["_episode"]
-            self._episode_returns += infos["episode"]["r"][finished].tolist()
-            self._episode_lengths += infos["episode"]["l"][finished].tolist()
+        self.episodes.record(infos)
         self._obs.copy_(torch.from_numpy(next_obs))
         self.step += self.steps_per_advance
         self.num_advances += 1
@@ -336,11 +333,7 @@ class SACLearner:
                 metrics = self.agent.update(self.buffer.sample(), log=log and i == self.config.gradient_steps - 1)
         if not log:
             return {}
-        if self._episode_returns:
-            metrics["train/episode_return"] = float(np.mean(self._episode_returns))
-            metrics["train/episode_length"] = float(np.mean(self._episode_lengths))
-            self._episode_returns, self._episode_lengths = [], []
-        return metrics
+        return metrics | self.episodes.pop_metrics()
 
     def evaluate(self) -> dict[str, float]:
         """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env."""
@@ -355,8 +348,7 @@ class SACLearner:
             "env": get_state(self.env),
             "eval_env": get_state(self.eval_env),
             "obs": self._obs.to("cpu", copy=True),
-            "episode_returns": list(self._episode_returns),
-            "episode_lengths": list(self._episode_lengths),
+            "episodes": self.episodes.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -366,8 +358,7 @@ class SACLearner:
         set_state(self.env, state["env"])
         set_state(self.eval_env, state["eval_env"])
         self._obs.copy_(state["obs"])
-        self._episode_returns = list(state["episode_returns"])
-        self._episode_lengths = list(state["episode_lengths"])
+        self.episodes.load_state_dict(state["episodes"])
 
     def summary(self) -> dict[str, Any]:
         return {"env_id": self.env_config.id}

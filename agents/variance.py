@@ -38,6 +38,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from agents.episodes import EpisodeLog
 from agents.policy_gradients import ESTIMATORS, sac_gradient_figures, summarize
 from agents.reinforce import Reinforce, ReinforceConfig, policy_surrogate
 from agents.rollout import collect_rollout, env_dims
@@ -90,7 +91,7 @@ def sac_report(
     agent.load_state_dict(learner["agent"])
     first_obs, _ = env.reset()
     steps = -(-POOL_FACTOR * batch // env_config.num_envs)  # ceil(8 B / N)
-    rollout, _ = collect_rollout(env, agent.actor, torch.as_tensor(first_obs, dtype=torch.float32), steps)
+    rollout, _ = collect_rollout(env, agent.actor, torch.as_tensor(first_obs, dtype=torch.float32), steps, EpisodeLog())
     env.close()
     pool = rollout.obs.flatten(0, 1)  # (T, N, O) -> (T*N, O)
     states = pool[torch.randperm(pool.shape[0])[:batch]]  # (B, O), a random subset
@@ -130,7 +131,7 @@ def reinforce_report(
     def estimate(steps: int) -> Tensor:
         """The estimator on the next rollout of `steps` steps per sub-env."""
         nonlocal obs
-        rollout, obs = collect_rollout(env, agent.actor, obs, steps)
+        rollout, obs = collect_rollout(env, agent.actor, obs, steps, EpisodeLog())
         scored = agent.score(rollout)
         if len(scored) < 2:  # no episode ended (whole_episodes): the learner would not update
             return torch.stack([p.sum() for p in params]).sum() * 0.0  # a zero gradient estimate

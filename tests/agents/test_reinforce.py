@@ -71,7 +71,7 @@ def one_env_rollout(terminated_at_1: bool) -> Rollout:
     return Rollout(obs=obs, pre_tanh=torch.zeros(3, 1, 1), reward=torch.ones(3, 1),
                    terminated=ended if terminated_at_1 else torch.zeros_like(ended),
                    truncated=torch.zeros_like(ended) if terminated_at_1 else ended,
-                   next_obs=next_obs, episode_returns=[], episode_lengths=[])
+                   next_obs=next_obs)
 
 
 @pytest.mark.parametrize(("terminated_at_1", "expected"), [
