@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from training.checkpoint import load_latest
+from agents.checkpoint import load_latest
 from training.config import (
     ConfigError,
     ReinforceRunConfig,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -38,6 +37,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from agents.checkpoint import UnsafeCheckpointError, load_latest
 from agents.episodes import EpisodeLog
 from agents.policy_gradients import ESTIMATORS, sac_gradient_figures, summarize
 from agents.reinforce import Reinforce, ReinforceConfig, policy_surrogate
@@ -51,17 +51,6 @@ from estimators.variance import gradient_samples
 POOL_FACTOR = 8
 # Smallest batch of the sweep; the sweep doubles from here up to --batch.
 SWEEP_START = 8
-# Checkpoint file names, as training/checkpoint.py writes them.
-CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
-
-
-def newest_checkpoint(run_dir: Path) -> Path:
-    """RUN_DIR/checkpoints/step_<N>.pt with the highest N; FileNotFoundError when there is none."""
-    directory = run_dir / "checkpoints"
-    found = [(int(m.group(1)), p) for p in directory.glob("step_*.pt") if (m := CHECKPOINT_NAME.match(p.name))]
-    if not found:
-        raise FileNotFoundError(f"no checkpoint (checkpoints/step_*.pt) in {run_dir}")
-    return max(found)[1]
 
 
 def sweep_sizes(batch: int) -> list[int]:
@@ -224,11 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     kind = raw.get("kind")
     if kind not in ("sac", "reinforce"):
         parser.error(f"the run must be of kind sac or reinforce, got {kind!r}")
-    try:
-        checkpoint = newest_checkpoint(args.run)
-    except FileNotFoundError as e:
+    try:  # the newest checkpoint that passes its checksum, read with weights_only=True
+        state, checkpoint = load_latest(args.run / "checkpoints")
+    except (FileNotFoundError, UnsafeCheckpointError) as e:
         parser.error(str(e))
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

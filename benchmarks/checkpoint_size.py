@@ -3,7 +3,7 @@
     python benchmarks/checkpoint_size.py [--capacity 1000000] [--repeats 3] [--json OUT]
 
 Fills our ReplayBuffer with random transitions of the observation/action sizes of
-HalfCheetah-v5 and Humanoid-v5, then times training.checkpoint.save_checkpoint (temporary file,
+HalfCheetah-v5 and Humanoid-v5, then times agents.checkpoint.save_checkpoint (temporary file,
 fsync, rename, SHA-256) and load_latest (checksum + weights_only load). Medians of --repeats.
 """
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.buffer import ReplayBuffer  # noqa: E402
-from training.checkpoint import load_latest, save_checkpoint  # noqa: E402
+from agents.checkpoint import load_latest, save_checkpoint  # noqa: E402
 
 TASKS = {"HalfCheetah-v5": (17, 6), "Humanoid-v5": (348, 17)}
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import train
-from training.checkpoint import list_checkpoints, load_latest
+from agents.checkpoint import list_checkpoints, load_latest
 
 REPO = Path(__file__).resolve().parents[1]
 # A small SAC run on Pendulum-v1: a few seconds on 2 cores.

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from training.checkpoint import first_non_finite, list_checkpoints, save_checkpoint
+from agents.checkpoint import first_non_finite, list_checkpoints, save_checkpoint
 from training.config import RunConfig
 from training.sinks import MetricsFile, Progress, WandbSink
 

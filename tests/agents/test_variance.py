@@ -26,6 +26,7 @@ import yaml
 from torch import Tensor, nn
 
 from agents import variance
+from agents.checkpoint import list_checkpoints, save_checkpoint
 from agents.policy_gradients import (
     ESTIMATORS,
     GradientDiagnostics,
@@ -42,7 +43,6 @@ from estimators.variance import gradient_samples
 from policies.actor import TanhGaussianActor
 from policies.critic import EnsembleQ
 from policies.value import ValueNetwork
-from training.checkpoint import save_checkpoint
 
 OBS_DIM, ACT_DIM, BATCH, ALPHA = 3, 2, 8, 0.3
 # Standard errors allowed between a sample statistic and its closed form.
@@ -328,6 +328,6 @@ def test_the_cli_rejects_what_is_not_a_finished_rl_run(make, message: str, tmp_p
 
 
 def test_checkpoints_are_read_back_with_weights_only(sac_run: Path) -> None:
-    path = variance.newest_checkpoint(sac_run)
+    path = list_checkpoints(sac_run / "checkpoints")[0]
     state = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
     assert state["step"] == 120

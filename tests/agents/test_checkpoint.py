@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.checkpoint import (
+from agents.checkpoint import (
     UnsafeCheckpointError,
     first_non_finite,
     list_checkpoints,

@@ -1,5 +1,7 @@
 """Atomic, verified, safely loaded checkpoints.
 
+train.py writes and resumes from them; agents.variance reads them to study a trained policy.
+
 A checkpoint is `checkpoints/step_<N>.pt` (torch.save of plain data: tensors, numbers,
 strings, lists, tuples, dicts) plus `step_<N>.pt.sha256`. Writing goes to a temporary file
 that is fsynced and then renamed, so a crash leaves either the old set or the new one, never a
