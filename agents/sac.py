@@ -25,7 +25,7 @@ from torch import Tensor
 from agents.buffer import Batch, ReplayBuffer
 from agents.episodes import EpisodeLog
 from agents.evaluation import evaluate_deterministic
-from agents.policy_gradients import GradientDiagnostics, sac_gradient_metrics
+from agents.policy_gradients import GradientDiagnostics, actor_objective, sac_gradient_metrics
 from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
 from policies.actor import TanhGaussianActor
 from policies.critic import EnsembleQ
@@ -121,16 +121,16 @@ def actor_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Reparameterized policy loss J_pi = E_s E_eps[alpha log pi(a | s) - min_e Q_e(s, a)].
 
-    a = tanh(loc(s) + scale(s) * eps) (SAC eq. 11-13). The critics are evaluated with detached
-    weights: the gradient reaches the actor through the action, and no critic weight gradient
-    is computed.
+    a = tanh(loc(s) + scale(s) * eps) (SAC eq. 11-13): the negative of the pathwise estimate of
+    J = E[min_e Q_e(s, a) - alpha log pi(a | s)], whose integrand `actor_objective` is shared
+    with the variance tools. The critics are evaluated with detached weights: the gradient
+    reaches the actor through the action, and no critic weight gradient is computed.
 
     Shapes: obs (B, obs_dim); alpha (); info["log_prob"] (B,), info["log_std"] (B, A).
     """
     dist = actor(obs)
     action, log_prob = dist.rsample_and_log_prob()  # (B, A), (B,)
-    q = critic(obs, action, detach_params=True).amin(dim=0)  # (E, B) -> (B,)
-    loss = (alpha * log_prob - q).mean()  # (B,) -> ()
+    loss = -actor_objective(critic, obs, action, log_prob, alpha).mean()  # (B,) -> ()
     return loss, {"log_prob": log_prob.detach(), "log_std": dist.scale.detach().log()}
 
 
