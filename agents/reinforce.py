@@ -27,12 +27,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from agents.episodes import EpisodeLog
-from agents.evaluation import evaluate_deterministic
 from agents.policy_gradients import DIAGNOSTIC_REPEATS, GradientDiagnostics, metric_keys, summarize
-from agents.rollout import Rollout, collect_rollout, complete_episode_mask, env_dims, reward_to_go
-from agents.sac import EVAL_SEED_OFFSET
-from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
+from agents.rollout import Rollout, collect_rollout, complete_episode_mask, reward_to_go
+from agents.task import RLTask
+from envs import EnvConfig
 from estimators.gradients import (
     baseline_regression_loss,
     leave_one_out_baseline,
@@ -289,23 +287,17 @@ class ReinforceLearner:
         eval_episodes: int,
         grad_variance_every: int,
     ) -> None:
-        if eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
-        self.env_config, self.config, self.device = env, agent, device
-        self.eval_episodes = eval_episodes
+        self.config, self.device = agent, device
+        self.task = RLTask(env, seed, device, eval_episodes)
         self.diagnostics = GradientDiagnostics(grad_variance_every, seed, device)
-        self.env = make_vector_env(env.id, env.num_envs, seed)
-        self.eval_env = make_env(env.id, seed + EVAL_SEED_OFFSET)
-        self.agent = Reinforce(*env_dims(self.env), agent, device)
+        self.agent = Reinforce(self.task.obs_dim, self.task.act_dim, agent, device)
         self.step = 0
         self.steps_per_advance = agent.rollout_steps * env.num_envs
-        first_obs, _ = self.env.reset()
-        self._obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
-        self.episodes = EpisodeLog()  # training episodes finished since the last logged advance
 
     def advance(self, log: bool) -> dict[str, float]:
-        rollout, self._obs = collect_rollout(
-            self.env, self.agent.actor, self._obs, self.config.rollout_steps, self.episodes
+        task = self.task
+        rollout, task.obs = collect_rollout(
+            task.env, self.agent.actor, task.obs, self.config.rollout_steps, task.episodes
         )
         self.step += self.steps_per_advance
         batch = self.agent.score(rollout)
@@ -322,38 +314,30 @@ class ReinforceLearner:
         if not log:
             return {}
         metrics["stats/scored_fraction"] = len(batch) / self.steps_per_advance
-        return metrics | self.episodes.pop_metrics()
+        return metrics | self.task.episodes.pop_metrics()
 
     def evaluate(self) -> dict[str, float]:
-        """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env."""
-        return evaluate_deterministic(self.eval_env, self.agent.actor, self.eval_episodes, self.device)
+        return self.task.evaluate(self.agent.actor)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "agent": self.agent.state_dict(),
             "diagnostics": self.diagnostics.state_dict(),
-            "env": get_state(self.env),
-            "eval_env": get_state(self.eval_env),
-            "obs": self._obs.to("cpu", copy=True),
-            "episodes": self.episodes.state_dict(),
+            "task": self.task.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = state["step"]
         self.agent.load_state_dict(state["agent"])
         self.diagnostics.load_state_dict(state["diagnostics"])
-        set_state(self.env, state["env"])
-        set_state(self.eval_env, state["eval_env"])
-        self._obs = state["obs"].to(self.device, dtype=torch.float32, copy=True)
-        self.episodes.load_state_dict(state["episodes"])
+        self.task.load_state_dict(state["task"])
 
     def summary(self) -> dict[str, Any]:
-        return {"env_id": self.env_config.id}
+        return {"env_id": self.task.config.id}
 
     def write_figures(self, out_dir: Path) -> list[Path]:
         return []
 
     def close(self) -> None:
-        self.env.close()
-        self.eval_env.close()
+        self.task.close()

@@ -15,24 +15,18 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.spaces import Box
 from torch import Tensor
 
 from agents.buffer import Batch, ReplayBuffer
-from agents.episodes import EpisodeLog
-from agents.evaluation import evaluate_deterministic
 from agents.policy_gradients import GradientDiagnostics, actor_objective, sac_gradient_metrics
-from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
+from agents.task import RLTask
+from envs import EnvConfig
 from policies.actor import TanhGaussianActor
 from policies.critic import EnsembleQ
-
-# The evaluation env is seeded with seed + EVAL_SEED_OFFSET, apart from the training
-# sub-envs' seeds seed .. seed + num_envs - 1.
-EVAL_SEED_OFFSET = 10_000
 
 
 @dataclass
@@ -277,36 +271,28 @@ class SACLearner:
         self, env: EnvConfig, agent: SACConfig, seed: int, device: torch.device, eval_episodes: int,
         grad_variance_every: int = 0,
     ) -> None:
-        if eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
         if agent.buffer_size < env.num_envs:
             raise ValueError(
                 f"agent.buffer_size ({agent.buffer_size}) must be >= env.num_envs ({env.num_envs}) "
                 "to hold one step of every sub-env"
             )
-        self.env_config, self.config, self.device = env, agent, device
-        self.eval_episodes = eval_episodes
-        self.env = make_vector_env(env.id, env.num_envs, seed)
-        self.eval_env = make_env(env.id, seed + EVAL_SEED_OFFSET)
-        obs_dim = cast(Box, self.env.single_observation_space).shape[0]  # Box: checked by make_vector_env
-        act_dim = cast(Box, self.env.single_action_space).shape[0]
+        self.config = agent
+        self.task = RLTask(env, seed, device, eval_episodes)
+        obs_dim, act_dim = self.task.obs_dim, self.task.act_dim
         self.agent = SAC(obs_dim, act_dim, agent, device, grad_variance_every, seed)
         self.buffer = ReplayBuffer(agent.buffer_size, obs_dim, act_dim, agent.batch_size, device, seed)
         self.step = 0
         self.steps_per_advance = env.num_envs
         self.num_advances = 0
-        first_obs, _ = self.env.reset()
-        self._obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
-        self.episodes = EpisodeLog()  # training episodes finished since the last logged advance
 
     def advance(self, log: bool) -> dict[str, float]:
         if self.step < self.config.learning_starts:
-            action_np = self.env.action_space.sample()  # (N, A), uniform on [-1, 1]
+            action_np = self.task.env.action_space.sample()  # (N, A), uniform on [-1, 1]
             action = torch.from_numpy(action_np)
         else:
-            action = self.agent.actor.act(self._obs, deterministic=False)  # (N, A)
+            action = self.agent.actor.act(self.task.obs, deterministic=False)  # (N, A)
             action_np = action.cpu().numpy()
-        next_obs, reward, terminated, _truncated, infos = self.env.step(action_np)
+        next_obs, reward, terminated, _truncated, infos = self.task.env.step(action_np)
 
         # SAME_STEP autoreset: next_obs of a finished sub-env is already the next episode's
         # first observation; the transition needs the true last one.
@@ -316,14 +302,14 @@ class SACLearner:
             for index in np.flatnonzero(infos["_final_obs"]):
                 true_next_obs[index] = infos["final_obs"][index]
         self.buffer.add(
-            self._obs,
+            self.task.obs,
             action,
             torch.from_numpy(reward),
             torch.from_numpy(true_next_obs),
             torch.from_numpy(terminated),  # not truncated: a time limit is no terminal state
         )
-        self.episodes.record(infos)
-        self._obs.copy_(torch.from_numpy(next_obs))
+        self.task.episodes.record(infos)
+        self.task.obs.copy_(torch.from_numpy(next_obs))
         self.step += self.steps_per_advance
         self.num_advances += 1
 
@@ -333,11 +319,10 @@ class SACLearner:
                 metrics = self.agent.update(self.buffer.sample(), log=log and i == self.config.gradient_steps - 1)
         if not log:
             return {}
-        return metrics | self.episodes.pop_metrics()
+        return metrics | self.task.episodes.pop_metrics()
 
     def evaluate(self) -> dict[str, float]:
-        """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env."""
-        return evaluate_deterministic(self.eval_env, self.agent.actor, self.eval_episodes, self.device)
+        return self.task.evaluate(self.agent.actor)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -345,27 +330,20 @@ class SACLearner:
             "num_advances": self.num_advances,
             "agent": self.agent.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "env": get_state(self.env),
-            "eval_env": get_state(self.eval_env),
-            "obs": self._obs.to("cpu", copy=True),
-            "episodes": self.episodes.state_dict(),
+            "task": self.task.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.num_advances = state["step"], state["num_advances"]
         self.agent.load_state_dict(state["agent"])
         self.buffer.load_state_dict(state["buffer"])
-        set_state(self.env, state["env"])
-        set_state(self.eval_env, state["eval_env"])
-        self._obs.copy_(state["obs"])
-        self.episodes.load_state_dict(state["episodes"])
+        self.task.load_state_dict(state["task"])
 
     def summary(self) -> dict[str, Any]:
-        return {"env_id": self.env_config.id}
+        return {"env_id": self.task.config.id}
 
     def write_figures(self, out_dir: Path) -> list[Path]:
         return []
 
     def close(self) -> None:
-        self.env.close()
-        self.eval_env.close()
+        self.task.close()

@@ -179,7 +179,7 @@ def test_truncated_transitions_store_the_true_final_observation_and_no_terminati
     s = sac.buffer.storage
     for row in range(400):  # rows 2t + i: every next_obs is the successor of obs, the last ones too
         np.testing.assert_allclose(s.next_obs[row].numpy(), pendulum_successor(s.obs[row].numpy(), s.action[row, 0].item()), atol=1e-4)
-    assert not torch.allclose(s.next_obs[398:400], sac._obs, atol=1e-2)  # the reset obs differ
+    assert not torch.allclose(s.next_obs[398:400], sac.task.obs, atol=1e-2)  # the reset obs differ
     assert torch.all(s.terminated[:400] == 0)
     returns = s.reward[:400].view(200, 2).sum(0)  # (200 steps, 2 sub-envs) -> (2,)
     assert metrics["train/episode_return"] == pytest.approx(returns.mean().item(), rel=1e-5)
@@ -255,5 +255,5 @@ def test_resume_from_state_dict_is_bit_identical() -> None:
     assert torch.equal(a.log_alpha, b.log_alpha)
     for x, y in zip(straight.buffer.storage, resumed.buffer.storage, strict=True):
         assert torch.equal(x, y)
-    assert torch.equal(straight._obs, resumed._obs)
+    assert torch.equal(straight.task.obs, resumed.task.obs)
     assert straight.evaluate() == resumed.evaluate()

@@ -1,0 +1,54 @@
+"""The envs an RL learner acts in: the training vector env and a separate evaluation env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from agents.episodes import EpisodeLog
+from agents.evaluation import evaluate_deterministic
+from agents.rollout import env_dims
+from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
+from policies.actor import TanhGaussianActor
+
+# The evaluation env is seeded with seed + EVAL_SEED_OFFSET, apart from the training
+# sub-envs' seeds seed .. seed + num_envs - 1.
+EVAL_SEED_OFFSET = 10_000
+
+
+class RLTask:
+    """N training sub-envs with their current observation and finished episodes, plus an
+    evaluation env; everything in it is part of a learner's state for exact resume.
+
+    Shapes: obs (N, obs_dim), float32 on `device`.
+    """
+
+    def __init__(self, config: EnvConfig, seed: int, device: torch.device, eval_episodes: int) -> None:
+        if eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
+        self.config, self.device, self.eval_episodes = config, device, eval_episodes
+        self.env = make_vector_env(config.id, config.num_envs, seed)
+        self.eval_env = make_env(config.id, seed + EVAL_SEED_OFFSET)
+        self.obs_dim, self.act_dim = env_dims(self.env)
+        first_obs, _ = self.env.reset()
+        self.obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
+        self.episodes = EpisodeLog()  # training episodes finished since the last logged advance
+
+    def evaluate(self, actor: TanhGaussianActor) -> dict[str, float]:
+        """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env."""
+        return evaluate_deterministic(self.eval_env, actor, self.eval_episodes, self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"env": get_state(self.env), "eval_env": get_state(self.eval_env),
+                "obs": self.obs.to("cpu", copy=True), "episodes": self.episodes.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        set_state(self.env, state["env"])
+        set_state(self.eval_env, state["eval_env"])
+        self.obs.copy_(state["obs"])
+        self.episodes.load_state_dict(state["episodes"])
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
