@@ -205,6 +205,17 @@ class SAC:
         loss_pi.backward()
         self.actor_optimizer.step()
 
+        loss_a = None
+        if self.alpha_optimizer is not None:
+            loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            loss_a.backward()
+            self.alpha_optimizer.step()
+
+        self.update_targets()
+        self.num_updates += 1
+        if not log:  # the statistics below are computed only when they are logged
+            return {}
         metrics = {
             "loss/critic": loss_q.detach(),
             "loss/actor": loss_pi.detach(),
@@ -213,17 +224,8 @@ class SAC:
             "stats/q_mean": info_q["q"].mean(),  # (E, B) -> ()
             "stats/log_std_mean": info_pi["log_std"].mean(),  # (B, A) -> ()
         }
-        if self.alpha_optimizer is not None:
-            loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            loss_a.backward()
-            self.alpha_optimizer.step()
+        if loss_a is not None:
             metrics["loss/alpha"] = loss_a.detach()
-
-        self.update_targets()
-        self.num_updates += 1
-        if not log:
-            return {}
         values = torch.stack(list(metrics.values())).tolist()  # one host sync for all of them
         return dict(zip(metrics, values, strict=True)) | grad_metrics
 
