@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+from torch.profiler import record_function
 
 from agents.buffer import Batch, ReplayBuffer
 from agents.policy_gradients import GradientDiagnostics, actor_objective, sac_gradient_metrics
@@ -106,7 +108,8 @@ def critic_loss(
         next_v = next_q - alpha * next_log_prob  # soft value V(s'), SAC eq. 3
         q_target = batch.reward + gamma * (1.0 - batch.terminated) * next_v  # y, SAC eq. 6
     q = critic(batch.obs, batch.action)  # (E, B)
-    loss = 0.5 * (q - q_target).pow(2).mean(dim=1).sum()  # (E, B) -> (E,) -> ()
+    # 1/2 sum_e mean_b (q - y)^2 = E/2 * mean_{e,b} (q - y)^2, one fused op
+    loss = 0.5 * q.shape[0] * F.mse_loss(q, q_target.expand_as(q))  # (E, B) -> ()
     return loss, {"q": q.detach(), "q_target": q_target}
 
 
@@ -149,9 +152,9 @@ def alpha_loss(
 class SAC:
     """Actor, twin critics and their targets, log_alpha, the optimizers and the update count.
 
-    `update(batch, log)` does one gradient step: critics, then actor (against the updated
-    critics), then alpha, then the Polyak update of the target critics. Both losses use the
-    alpha of the start of the step. It returns {} unless `log`, when it returns
+    `update(batch, log)` does one gradient step: critics, then actor and alpha together (the
+    actor against the updated critics), then the Polyak update of the target critics. All
+    three losses use the alpha of the start of the step. It returns {} unless `log`, when it returns
     `loss/critic`, `loss/actor`, `loss/alpha` (when tuned), `stats/alpha`, `stats/entropy`
     (-mean log pi), `stats/q_mean` and `stats/log_std_mean`, read back in one host sync.
     """
@@ -168,11 +171,11 @@ class SAC:
         self.log_alpha = torch.tensor(
             math.log(config.init_alpha), device=device, requires_grad=config.autotune_alpha
         )
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr, fused=True)
-        self.alpha_optimizer = (
-            torch.optim.Adam([self.log_alpha], lr=config.lr, fused=True) if config.autotune_alpha else None
-        )
+        # One Adam for the actor and log_alpha: Adam updates every parameter separately with its
+        # own moments, so at the shared lr this equals two optimizers, in one fused kernel.
+        policy_params = [*self.actor.parameters(), *([self.log_alpha] if config.autotune_alpha else [])]
+        self.policy_optimizer = torch.optim.Adam(policy_params, lr=config.lr, fused=True)
         self._online: list[Tensor] = list(self.critic.parameters())
         self._target: list[Tensor] = list(self.target_critic.parameters())
         self.num_updates = 0
@@ -195,24 +198,26 @@ class SAC:
             self.num_updates, log, lambda: sac_gradient_metrics(self.actor, self.critic, batch.obs, alpha)
         )
 
-        loss_q, info_q = critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, self.config.gamma)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss_q.backward()
-        self.critic_optimizer.step()
+        # record_function labels name the phases in a torch.profiler trace (benchmarks/sac_throughput.py)
+        with record_function("sac/critic_update"):
+            loss_q, info_q = critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, self.config.gamma)
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            loss_q.backward()
+            self.critic_optimizer.step()
 
-        loss_pi, info_pi = actor_loss(self.actor, self.critic, batch.obs, alpha)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        loss_pi.backward()
-        self.actor_optimizer.step()
+        with record_function("sac/actor_update"):
+            loss_pi, info_pi = actor_loss(self.actor, self.critic, batch.obs, alpha)
+            loss_a = None
+            if self.config.autotune_alpha:
+                loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
+            # One backward for both: loss_pi sees alpha detached and loss_a sees log pi detached,
+            # so each parameter gets exactly the gradient of its own loss.
+            self.policy_optimizer.zero_grad(set_to_none=True)
+            (loss_pi if loss_a is None else loss_pi + loss_a).backward()
+            self.policy_optimizer.step()
 
-        loss_a = None
-        if self.alpha_optimizer is not None:
-            loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            loss_a.backward()
-            self.alpha_optimizer.step()
-
-        self.update_targets()
+        with record_function("sac/target_update"):
+            self.update_targets()
         self.num_updates += 1
         if not log:  # the statistics below are computed only when they are logged
             return {}
@@ -235,9 +240,8 @@ class SAC:
             "critic": self.critic.state_dict(),
             "target_critic": self.target_critic.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": None if self.alpha_optimizer is None else self.alpha_optimizer.state_dict(),
+            "policy_optimizer": self.policy_optimizer.state_dict(),
             "num_updates": self.num_updates,
             "grad_diagnostics": self.grad_diagnostics.state_dict(),
         }
@@ -248,10 +252,8 @@ class SAC:
         self.target_critic.load_state_dict(state["target_critic"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        if self.alpha_optimizer is not None:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.policy_optimizer.load_state_dict(state["policy_optimizer"])
         self.num_updates = state["num_updates"]
         self.grad_diagnostics.load_state_dict(state["grad_diagnostics"])
 
@@ -288,28 +290,30 @@ class SACLearner:
         self.num_advances = 0
 
     def advance(self, log: bool) -> dict[str, float]:
-        if self.step < self.config.learning_starts:
-            action_np = self.task.env.action_space.sample()  # (N, A), uniform on [-1, 1]
-            action = torch.from_numpy(action_np)
-        else:
-            action = self.agent.actor.act(self.task.obs, deterministic=False)  # (N, A)
-            action_np = action.cpu().numpy()
-        next_obs, reward, terminated, _truncated, infos = self.task.env.step(action_np)
+        with record_function("sac/act"):
+            if self.step < self.config.learning_starts:
+                action_np = self.task.env.action_space.sample()  # (N, A), uniform on [-1, 1]
+                action = torch.from_numpy(action_np)
+            else:
+                action = self.agent.actor.act(self.task.obs, deterministic=False)  # (N, A)
+                action_np = action.cpu().numpy()
+        with record_function("sac/env_step"):
+            next_obs, reward, terminated, _truncated, infos = self.task.env.step(action_np)
 
-        # SAME_STEP autoreset: next_obs of a finished sub-env is already the next episode's
-        # first observation; the transition needs the true last one.
-        true_next_obs = next_obs
-        if "_final_obs" in infos:
-            true_next_obs = next_obs.copy()
-            for index in np.flatnonzero(infos["_final_obs"]):
-                true_next_obs[index] = infos["final_obs"][index]
-        self.buffer.add(
-            self.task.obs,
-            action,
-            torch.from_numpy(reward),
-            torch.from_numpy(true_next_obs),
-            torch.from_numpy(terminated),  # not truncated: a time limit is no terminal state
-        )
+            # SAME_STEP autoreset: next_obs of a finished sub-env is already the next episode's
+            # first observation; the transition needs the true last one.
+            true_next_obs = next_obs
+            if "_final_obs" in infos:
+                true_next_obs = next_obs.copy()
+                for index in np.flatnonzero(infos["_final_obs"]):
+                    true_next_obs[index] = infos["final_obs"][index]
+            self.buffer.add(
+                self.task.obs,
+                action,
+                torch.from_numpy(reward),
+                torch.from_numpy(true_next_obs),
+                torch.from_numpy(terminated),  # not truncated: a time limit is no terminal state
+            )
         self.task.episodes.record(infos)
         self.task.obs.copy_(torch.from_numpy(next_obs))
         self.step += self.steps_per_advance
@@ -318,7 +322,9 @@ class SACLearner:
         metrics: dict[str, float] = {}
         if self.step > self.config.learning_starts and self.num_advances % self.config.train_freq == 0:
             for i in range(self.config.gradient_steps):
-                metrics = self.agent.update(self.buffer.sample(), log=log and i == self.config.gradient_steps - 1)
+                with record_function("sac/sample"):
+                    batch = self.buffer.sample()
+                metrics = self.agent.update(batch, log=log and i == self.config.gradient_steps - 1)
         if not log:
             return {}
         return metrics | self.task.episodes.pop_metrics()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ def _job(job: tuple[Runner, str, Path, int, int, int, int]) -> dict[str, Any]:
     return result
 
 
-def run(runners: dict[str, Runner], args: argparse.Namespace, steps: int) -> list[dict[str, Any]]:
+def run(runners: Mapping[str, Runner], args: argparse.Namespace, steps: int) -> list[dict[str, Any]]:
     """Every (seed, implementation) run; a seed's implementations are queued next to each other."""
     jobs = [(runners[impl], impl, args.config, steps, seed, args.eval_episodes, args.threads)
             for seed in args.seeds for impl in args.impl]

@@ -100,9 +100,9 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
 
 
 def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
-    import gymnasium as gym
     import numpy as np
     import torch
+    from reference import rescaled_env
     from stable_baselines3 import A2C
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -111,10 +111,7 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     cfg = load(config)
     env_cfg, a = cfg["env"], cfg["agent"]
 
-    def rescaled() -> gym.Env:
-        return gym.wrappers.RescaleAction(gym.make(env_cfg.id), -1.0, 1.0)
-
-    env = make_vec_env(rescaled, n_envs=env_cfg.num_envs, seed=seed)
+    env = make_vec_env(lambda: rescaled_env(env_cfg.id), n_envs=env_cfg.num_envs, seed=seed)
     model = A2C("MlpPolicy", env, learning_rate=a.lr, n_steps=a.rollout_steps, gamma=a.gamma, gae_lambda=1.0,
                 ent_coef=a.entropy_coef, normalize_advantage=a.normalize_advantage, use_rms_prop=False,
                 policy_kwargs={"net_arch": list(a.hidden_sizes), "activation_fn": torch.nn.ReLU},
@@ -122,7 +119,7 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - start
-    eval_env = rescaled()
+    eval_env = rescaled_env(env_cfg.id)
     eval_env.reset(seed=seed + 10_000)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
                                  return_episode_rewards=True)

@@ -45,27 +45,21 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
 
 
 def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
-    import gymnasium as gym
     import numpy as np
     import torch
-    from stable_baselines3 import SAC
+    from reference import rescaled_env, sb3_sac
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    from training.config import load_config
+    from training.config import SACRunConfig, load_config
 
     torch.set_num_threads(threads)
     cfg = load_config(config, [f"seed={seed}", f"total_steps={steps}"])
-    a = cfg.agent  # type: ignore[attr-defined]
-    env = gym.wrappers.RescaleAction(gym.make(cfg.env.id), -1.0, 1.0)  # type: ignore[attr-defined]
-    model = SAC("MlpPolicy", env, learning_rate=a.lr, buffer_size=a.buffer_size,
-                learning_starts=a.learning_starts, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma,
-                train_freq=a.train_freq, gradient_steps=a.gradient_steps,
-                ent_coef=f"auto_{a.init_alpha}" if a.autotune_alpha else a.init_alpha,
-                policy_kwargs={"net_arch": list(a.hidden_sizes)}, seed=seed, device="cpu")
+    assert isinstance(cfg, SACRunConfig)
+    model = sb3_sac(cfg, "cpu")
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - start
-    eval_env = gym.wrappers.RescaleAction(gym.make(cfg.env.id), -1.0, 1.0)  # type: ignore[attr-defined]
+    eval_env = rescaled_env(cfg.env.id)
     eval_env.reset(seed=seed + 10_000)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
                                  return_episode_rewards=True)

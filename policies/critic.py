@@ -73,5 +73,5 @@ class EnsembleQ(nn.Module):
         x = torch.cat([obs, action], dim=-1)  # (B, O) + (B, A) -> (B, O + A)
         x = x.expand(self.num_critics, *x.shape)  # (B, O + A) -> (E, B, O + A), no copy
         for layer in self.layers[:-1]:
-            x = F.relu(layer(x, detach_params))
+            x = F.relu(layer(x, detach_params), inplace=True)  # in place: no extra (E, B, H) tensor
         return self.layers[-1](x, detach_params).squeeze(-1)  # (E, B, 1) -> (E, B)
