@@ -1,5 +1,6 @@
 """SAC: the losses on hand-made batches, the agent's updates, and the learner's contract."""
 
+import copy
 import io
 import math
 from collections.abc import Callable
@@ -101,6 +102,59 @@ def test_polyak_update_equals_a_plain_loop() -> None:
     agent.update_targets()
     for old, online, new in zip(before, agent.critic.parameters(), agent.target_critic.parameters(), strict=True):
         torch.testing.assert_close(new, (1 - 0.1) * old + 0.1 * online.detach())
+
+
+def reference_sac_step(agent: SAC, optimizers: dict[str, torch.optim.Optimizer], batch: Batch) -> None:
+    """One SAC step written plainly: each critic's loss summed by hand, three separate plain
+    Adam optimizers with a backward pass each, the Polyak update as a loop over tensors."""
+    cfg, actor, critic, target = agent.config, agent.actor, agent.critic, agent.target_critic
+    alpha = agent.log_alpha.detach().exp()
+    with torch.no_grad():
+        next_action, next_log_prob = actor(batch.next_obs).rsample_and_log_prob()
+        next_q = torch.minimum(*target(batch.next_obs, next_action))
+        y = batch.reward + cfg.gamma * (1 - batch.terminated) * (next_q - alpha * next_log_prob)
+    q = critic(batch.obs, batch.action)
+    loss_q = 0.5 * ((q[0] - y) ** 2).mean() + 0.5 * ((q[1] - y) ** 2).mean()
+    optimizers["critic"].zero_grad()
+    loss_q.backward()
+    optimizers["critic"].step()
+
+    action, log_prob = actor(batch.obs).rsample_and_log_prob()
+    loss_pi = (alpha * log_prob - torch.minimum(*critic(batch.obs, action))).mean()
+    optimizers["actor"].zero_grad()
+    loss_pi.backward()
+    optimizers["actor"].step()
+    loss_alpha = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
+    optimizers["alpha"].zero_grad()
+    loss_alpha.backward()
+    optimizers["alpha"].step()
+
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), critic.parameters(), strict=True):
+            t.copy_((1 - cfg.tau) * t + cfg.tau * o)
+
+
+def test_fast_update_matches_the_plain_reference_step() -> None:
+    """The fused paths (one batched critic pass, fused MSE, one Adam and one backward for actor
+    and alpha, the foreach Polyak lerp) compute the same parameters as the plain step."""
+    torch.manual_seed(0)
+    fast = SAC(3, 2, SACConfig(tau=0.1, lr=1e-2, **TINY), CPU)
+    plain = copy.deepcopy(fast)
+    optimizers = {"critic": torch.optim.Adam(plain.critic.parameters(), lr=1e-2, foreach=False),
+                  "actor": torch.optim.Adam(plain.actor.parameters(), lr=1e-2, foreach=False),
+                  "alpha": torch.optim.Adam([plain.log_alpha], lr=1e-2, foreach=False)}
+    for step in range(3):
+        batch = random_batch(act_dim=2)
+        torch.manual_seed(100 + step)
+        fast.update(batch, log=False)
+        torch.manual_seed(100 + step)  # the same noise draws in the same order
+        reference_sac_step(plain, optimizers, batch)
+    for name in ("actor", "critic", "target_critic"):
+        for (key, got), want in zip(getattr(fast, name).state_dict().items(),
+                                    getattr(plain, name).state_dict().values(), strict=True):
+            torch.testing.assert_close(got, want, msg=f"{name}.{key} differs")
+    torch.testing.assert_close(fast.log_alpha, plain.log_alpha)
+    assert fast.log_alpha.item() != 0.0  # alpha moved, so its update was compared too
 
 
 def test_update_logs_namespaced_floats_only_when_asked() -> None:
