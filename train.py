@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                     return EXIT_COMPLETED
                 torch.set_num_threads(config.threads)
                 learner = make_learner(config, resolve_device(config.device))
-                learner.load_state_dict(state["learner"])
+                try:
+                    learner.load_state_dict(state["learner"])
+                except KeyError as e:  # written by a version whose learner kept other state
+                    raise ConfigError(f"{path} lacks the {e} entry this version's {config.kind} learner restores; "
+                                      "it was written by another version of reparam-rl and cannot be resumed") from None
                 resume: Resume | None = Resume.from_checkpoint(state)
                 name = run_dir.name
                 print(f"resuming {run_dir} from {path.name} (step {state['step']})", file=sys.stderr)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import train
-from agents.checkpoint import list_checkpoints, load_latest
+from agents.checkpoint import list_checkpoints, load_latest, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 # A small SAC run on Pendulum-v1: a few seconds on 2 cores.
@@ -143,6 +143,20 @@ def test_resume_skips_a_truncated_checkpoint_and_uses_the_previous_one(tmp_path:
     assert "skipping checkpoint" in resumed.stderr and newest.name in resumed.stderr
     assert f"from {previous.name}" in resumed.stderr
     assert json.loads((out / "summary.json").read_text())["total_steps"] == 800
+
+
+def test_resume_of_a_checkpoint_from_another_version_exits_2_with_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run_cli("--out", str(out), "total_steps=200", *TINY_SAC).returncode == 0
+    state, _ = load_latest(out / "checkpoints")
+    del state["learner"]["agent"]["policy_optimizer"]  # as if an older version had written it
+    for stale in list_checkpoints(out / "checkpoints"):
+        stale.unlink()
+    save_checkpoint(state, out / "checkpoints", step=state["step"])
+    resumed = run_cli("--resume", str(out), "total_steps=400")
+    assert resumed.returncode == 2
+    assert resumed.stderr.count("\n") == 1 and "Traceback" not in resumed.stderr
+    assert "'policy_optimizer'" in resumed.stderr and "another version" in resumed.stderr
 
 
 def test_same_seed_gives_the_same_metrics_file(tmp_path: Path) -> None:
