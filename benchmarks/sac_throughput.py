@@ -182,11 +182,13 @@ def main() -> None:
     if "sb3" in rates:
         result["median_ratio"] = statistics.median(o / s for o, s in zip(rates["ours"], rates["sb3"], strict=True))
 
-    print("\nmedian steps/s: " + ", ".join(f"{k} {v:.1f}" for k, v in result["median_steps_per_s"].items())
-          + (f"; median ratio ours/sb3 {result['median_ratio']:.2f}" if "median_ratio" in result else ""))
-    print(f"ours, ms per training step (profiled, {args.profile_steps} steps; the profiler adds overhead):")
+    print(f"\n| {cfg.env.id} | median steps/s | ms per step | median ratio to sb3 |\n| --- | --- | --- | --- |")
+    ratio_column = {"ours": f"{result['median_ratio']:.2f}", "sb3": "1.00"} if "median_ratio" in result else {}
+    for name, rate in result["median_steps_per_s"].items():
+        print(f"| {name} | {rate:.1f} | {1000 / rate:.2f} | {ratio_column.get(name, '')} |")
+    print(f"\n| ours, phase (profiled, {args.profile_steps} steps; the profiler adds overhead) | ms per step |\n| --- | --- |")
     for phase, ms in breakdown.items():
-        print(f"  {phase:14s} {ms:7.3f}")
+        print(f"| {phase} | {ms:.3f} |")
     print(f"one update: {flops / 1e6:.0f} MFLOP; at {1000 / median_ours:.2f} ms per unprofiled training step that is "
           f"{result['training_gflops']:.0f} GFLOP/s, {100 * result['ceiling_fraction']:.0f}% of the measured "
           f"{ceiling:.0f} GFLOP/s matmul ceiling")
