@@ -226,24 +226,29 @@ class Reinforce:
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), config.max_grad_norm)
         self.actor_optimizer.step()
 
+        explained_variance = loss_value = None
+        if self.value is not None and self.value_optimizer is not None and batch.baseline is not None:
+            if log:  # measured on V before the fit
+                residual_var = (batch.returns - batch.baseline).var()  # (M,) -> ()
+                explained_variance = 1.0 - residual_var / batch.returns.var().clamp_min(1e-8)
+            for _ in range(config.value_steps):
+                loss_value = baseline_regression_loss(self.value(batch.obs), batch.returns)
+                self.value_optimizer.zero_grad(set_to_none=True)
+                loss_value.backward()
+                self.value_optimizer.step()
+        self.num_updates += 1
+        if not log:  # the statistics below are computed only when they are logged
+            return {}
         metrics = {
             "loss/actor": loss_actor.detach(),
             "stats/entropy": -log_prob.detach().mean(),  # (M,) -> ()
             "stats/log_std_mean": dist.scale.detach().log().mean(),  # (M, A) -> ()
             "stats/return_mean": batch.returns.mean(),  # (M,) -> ()
         }
-        if self.value is not None and self.value_optimizer is not None and batch.baseline is not None:
-            residual_var = (batch.returns - batch.baseline).var()  # (M,) -> ()
-            metrics["stats/value_explained_variance"] = 1.0 - residual_var / batch.returns.var().clamp_min(1e-8)
-            for _ in range(config.value_steps):
-                loss_value = baseline_regression_loss(self.value(batch.obs), batch.returns)
-                self.value_optimizer.zero_grad(set_to_none=True)
-                loss_value.backward()
-                self.value_optimizer.step()
+        if explained_variance is not None:
+            metrics["stats/value_explained_variance"] = explained_variance
+        if loss_value is not None:
             metrics["loss/value"] = loss_value.detach()
-        self.num_updates += 1
-        if not log:
-            return {}
         values = torch.stack(list(metrics.values())).tolist()  # one host sync for all of them
         return dict(zip(metrics, values, strict=True))
 

@@ -116,16 +116,18 @@ class VAELearner:
             self.next_grad_check = (self.step // self.grad_variance_every + 1) * self.grad_variance_every
         if not log:
             return {}
-        metrics = {
-            "loss/elbo": loss.item(),
-            "train/elbo": info["elbo"].item(),
-            "train/recon_nll": info["recon_nll"].item(),
-            "train/kl": info["kl"].item(),
+        tensors = {
+            "loss/elbo": loss.detach(),
+            "train/elbo": info["elbo"],
+            "train/recon_nll": info["recon_nll"],
+            "train/kl": info["kl"],
         }
+        if isinstance(self.baseline, EMABaseline):
+            tensors["stats/baseline"] = self.baseline.value
+        values = torch.stack([t.detach() for t in tensors.values()]).tolist()  # one host sync for all of them
+        metrics = dict(zip(tensors, values, strict=True))
         if self.model.config.latent == "categorical":
             metrics["stats/temperature"] = temperature
-        if isinstance(self.baseline, EMABaseline):
-            metrics["stats/baseline"] = self.baseline.value.item()
         return metrics | grad_metrics
 
     def _gradient_diagnostics(self, x: Tensor, temperature: float) -> dict[str, float]:
