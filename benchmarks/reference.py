@@ -6,15 +6,31 @@ arguments the same way.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
-from training.config import SACRunConfig
+from training.config import ConfigError, SACRunConfig, load_config
 
 if TYPE_CHECKING:
     from stable_baselines3 import SAC
+
+
+def load_sac_config(path: Path, overrides: list[str]) -> SACRunConfig:
+    """The SAC config at `path` with `overrides`; bad input exits 2 with one line, as train.py does."""
+    try:
+        kind = load_config(path, []).kind  # checked first: SAC overrides do not fit other kinds
+        if kind != "sac":
+            raise ConfigError(f"{path} is a {kind} config; this benchmark needs kind: sac")
+        cfg = load_config(path, overrides)
+    except (ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    assert isinstance(cfg, SACRunConfig)
+    return cfg
 
 
 def rescaled_env(env_id: str) -> gym.Env:

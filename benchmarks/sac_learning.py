@@ -47,14 +47,11 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
 def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
     import numpy as np
     import torch
-    from reference import rescaled_env, sb3_sac
+    from reference import load_sac_config, rescaled_env, sb3_sac
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    from training.config import SACRunConfig, load_config
-
     torch.set_num_threads(threads)
-    cfg = load_config(config, [f"seed={seed}", f"total_steps={steps}"])
-    assert isinstance(cfg, SACRunConfig)
+    cfg = load_sac_config(config, [f"seed={seed}", f"total_steps={steps}"])
     model = sb3_sac(cfg, "cpu")
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
@@ -73,11 +70,11 @@ RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 def main() -> None:
     args = harness.parse_args(__doc__.split("\n\n")[0], REPO / "configs" / "sac_pendulum.yaml",
                               [0, 1, 2, 3, 4], list(RUNNERS))
-    from training.config import load_config
+    from reference import load_sac_config
 
-    cfg = load_config(args.config, [])
+    cfg = load_sac_config(args.config, [])
     steps = args.steps or cfg.total_steps
-    env_id = cfg.env.id  # type: ignore[attr-defined]
+    env_id = cfg.env.id
     print(f"{env_id}: {steps} steps, seeds {args.seeds}, {args.workers} workers x {args.threads} threads")
     results = harness.run(RUNNERS, args, steps)
     table = harness.report(results, args)

@@ -29,12 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-from reference import sb3_sac  # noqa: E402  (benchmarks/reference.py, beside this script)
+from reference import load_sac_config, sb3_sac  # noqa: E402  (benchmarks/reference.py, beside this script)
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from agents.sac import SACLearner  # noqa: E402
-from training.config import SACRunConfig, load_config  # noqa: E402
+from training.config import SACRunConfig  # noqa: E402
 
 PHASES = ["sac/act", "sac/env_step", "sac/sample", "sac/critic_update", "sac/actor_update",
           "sac/target_update"]
@@ -147,10 +147,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = load_config(args.config, [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}",
-                                    f"device={args.device}", f"threads={args.threads}"])
-    if not isinstance(cfg, SACRunConfig):
-        raise SystemExit(f"error: {args.config} is a {cfg.kind} config; this benchmark needs kind: sac")
+    cfg = load_sac_config(args.config, [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}",
+                                        f"device={args.device}", f"threads={args.threads}"])
     impls: list[Ours | StableBaselines] = [Ours(cfg, device)]
     if not args.no_sb3:
         impls.append(StableBaselines(cfg, device))

@@ -31,3 +31,13 @@ def test_throughput_benchmark_reports_both_rates_their_ratio_the_phases_and_the_
     assert figures["update_mflop"] > 100
     assert 0 < figures["ceiling_fraction"] < 1
     assert "| ours | " in result.stdout and "| sb3 | " in result.stdout  # the printed table
+
+
+def test_a_config_that_is_not_sac_exits_2_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "sac_throughput.py"),
+         "--config", str(REPO / "configs" / "reinforce_pendulum.yaml")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "is a reinforce config; this benchmark needs kind: sac" in result.stderr
