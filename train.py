@@ -37,6 +37,7 @@ from training.loop import (
     seed_everything,
     train,
 )
+from training.runtime import configure_torch
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sac_pendulum.yaml"
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{run_dir} already reached total_steps={config.total_steps}; "
                           "raise it with total_steps=N to train further", file=sys.stderr)
                     return EXIT_COMPLETED
-                torch.set_num_threads(config.threads)
+                configure_torch(config.threads)
                 learner = make_learner(config, resolve_device(config.device))
                 try:
                     learner.load_state_dict(state["learner"])
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"run directory {run_dir} is not empty; continue it with "
                                       f"--resume {run_dir} or choose another --out")
                 device = resolve_device(config.device)
-                torch.set_num_threads(config.threads)
+                configure_torch(config.threads)
                 seed_everything(config.seed)
                 learner = make_learner(config, device)
                 resume = None

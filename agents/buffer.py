@@ -81,7 +81,8 @@ class ReplayBuffer:
         head = min(n, self.capacity - self.pos)  # rows that fit before the end of the ring
         for value, slot in zip(new, self.storage, strict=True):
             slot[self.pos : self.pos + head].copy_(value[:head])
-            slot[: n - head].copy_(value[head:])  # the wrapped-around rest (empty if none)
+            if head < n:
+                slot[: n - head].copy_(value[head:])  # the wrapped-around rest
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 

@@ -77,8 +77,9 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
     import torch
 
     from agents.reinforce import ReinforceLearner
+    from training.runtime import configure_torch
 
-    torch.set_num_threads(threads)
+    configure_torch(threads)  # as train.py does
     cfg = load(config)
     raw_before = raw_step_rate(cfg["env"].id, cfg["env"].num_envs, seed)
     random.seed(seed)  # as train.py's seed_everything
@@ -107,7 +108,9 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    torch.set_num_threads(threads)
+    from training.runtime import configure_torch
+
+    configure_torch(threads)  # as train.py does
     cfg = load(config)
     env_cfg, a = cfg["env"], cfg["agent"]
 

@@ -27,11 +27,10 @@ import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
 
 
 def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
-    import torch
-
     import train
+    from training.runtime import configure_torch
 
-    torch.set_num_threads(threads)
+    configure_torch(threads)  # as train.py does
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         code = train.main(["--config", str(config), "--out", str(out), f"seed={seed}",
@@ -46,11 +45,12 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
 
 def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
     import numpy as np
-    import torch
     from reference import load_sac_config, rescaled_env, sb3_sac
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    torch.set_num_threads(threads)
+    from training.runtime import configure_torch
+
+    configure_torch(threads)  # as train.py does
     cfg = load_sac_config(config, [f"seed={seed}", f"total_steps={steps}"])
     model = sb3_sac(cfg, "cpu")
     start = time.perf_counter()

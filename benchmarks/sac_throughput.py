@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from agents.sac import SACLearner  # noqa: E402
 from training.config import SACRunConfig  # noqa: E402
+from training.runtime import configure_torch  # noqa: E402
 
 PHASES = ["sac/act", "sac/env_step", "sac/sample", "sac/critic_update", "sac/actor_update",
           "sac/target_update"]
@@ -145,7 +146,7 @@ def matmul_ceiling(cfg: SACRunConfig, device: torch.device, repeats: int = 200) 
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
+    configure_torch(args.threads)  # as train.py does, for both implementations (one process)
     device = torch.device(args.device)
     cfg = load_sac_config(args.config, [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}",
                                         f"device={args.device}", f"threads={args.threads}"])

@@ -211,6 +211,28 @@ class TanhNormal(Distribution):
         u = self.base.rsample(torch.Size(sample_shape))
         return self.squash(u), self.log_prob_pre_tanh(u)
 
+    def rsample_and_log_prob_backward(
+        self, u: Tensor, grad_action: Tensor, grad_log_prob: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The pathwise gradient of (action, log_prob) = (squash(u), log_prob_pre_tanh(u)), by hand.
+
+        Along the reparameterization u = loc + scale * eps (eps fixed), given dL/daction and
+        dL/dlog_prob, returns (dL/dloc, dL/dlog(scale)). With t = tanh(u):
+            d action / du = action_scale (1 - t^2)
+            d log_prob / du = 2 t           (log N(u; loc, scale) is a function of eps alone
+                                             on the path; -d/du log(1 - t^2) = 2 t)
+            du / dloc = 1,  du / dlog(scale) = scale * eps = u - loc
+            d log_prob / dlog(scale) = -1    (the -log(scale) of log N, directly)
+        It equals autograd through `rsample_and_log_prob` (tests/estimators); SAC's explicit
+        update uses it so no graph is built.
+
+        Shapes: u, grad_action (..., A); grad_log_prob (...) -> (..., A), (..., A).
+        """
+        t = torch.tanh(u)
+        grad_log_prob = grad_log_prob.unsqueeze(-1)  # (...) -> (..., 1), the same for every dim
+        grad_u = grad_action * self.action_scale * (1.0 - t * t) + grad_log_prob * 2.0 * t
+        return grad_u, grad_u * (u - self.loc) - grad_log_prob
+
     def rsample(self, sample_shape: Shape = ()) -> Tensor:
         return self.squash(self.base.rsample(torch.Size(sample_shape)))
 

@@ -51,8 +51,18 @@ class TanhGaussianActor(nn.Module):
         unit = torch.tanh(raw)  # in (-1, 1)
         return cls.LOG_STD_MIN + 0.5 * (cls.LOG_STD_MAX - cls.LOG_STD_MIN) * (unit + 1.0)
 
+    @classmethod
+    def bound_log_std_grad(cls, raw: Tensor) -> Tensor:
+        """d bound_log_std / d raw = (MAX - MIN) / 2 * (1 - tanh(raw)^2), element-wise."""
+        unit = torch.tanh(raw)
+        return 0.5 * (cls.LOG_STD_MAX - cls.LOG_STD_MIN) * (1.0 - unit * unit)
+
     def forward(self, obs: Tensor) -> TanhNormal:
-        loc, raw_log_std = self.net(obs).chunk(2, dim=-1)  # (B, 2A) -> 2 x (B, A)
+        return self.distribution(self.net(obs))
+
+    def distribution(self, out: Tensor) -> TanhNormal:
+        """The policy from the MLP's output: (B, 2A) -> TanhNormal over (B, A)."""
+        loc, raw_log_std = out.chunk(2, dim=-1)  # (B, 2A) -> 2 x (B, A)
         scale = self.bound_log_std(raw_log_std).exp()
         return TanhNormal(loc, scale, self.action_scale, self.action_bias, validate_args=False)
 

@@ -15,7 +15,7 @@ class EnsembleLinear(nn.Module):
     """E independent affine maps y_e = x_e W_e + b_e applied in ONE batched matmul.
 
     Stacking the members' weights turns E small matmuls (E kernel launches, E autograd nodes)
-    into one `baddbmm`. Each member is initialized exactly like its own nn.Linear.
+    into one batched matmul (`bmm`). Each member is initialized exactly like its own nn.Linear.
 
     Shapes:
         weight   (E, in_features, out_features)   (member e's nn.Linear weight is weight[e].T)
@@ -41,7 +41,9 @@ class EnsembleLinear(nn.Module):
         bias: Tensor = self.bias
         if detach_params:  # gradients flow to x only, none are computed for the weights
             weight, bias = weight.detach(), bias.detach()
-        return torch.baddbmm(bias, x, weight)  # (E, 1, out) + (E, B, in) @ (E, in, out) -> (E, B, out)
+        # bmm, then the bias: under torch.compile the add fuses into the next op (a ReLU) where
+        # baddbmm would first copy the bias into the output (policies/backprop.py)
+        return torch.bmm(x, weight) + bias  # (E, B, in) @ (E, in, out) + (E, 1, out) -> (E, B, out)
 
 
 class EnsembleQ(nn.Module):
@@ -70,8 +72,12 @@ class EnsembleQ(nn.Module):
         )
 
     def forward(self, obs: Tensor, action: Tensor, detach_params: bool = False) -> Tensor:
-        x = torch.cat([obs, action], dim=-1)  # (B, O) + (B, A) -> (B, O + A)
-        x = x.expand(self.num_critics, *x.shape)  # (B, O + A) -> (E, B, O + A), no copy
+        x = self.stack_inputs(obs, action)
         for layer in self.layers[:-1]:
             x = F.relu(layer(x, detach_params), inplace=True)  # in place: no extra (E, B, H) tensor
         return self.layers[-1](x, detach_params).squeeze(-1)  # (E, B, 1) -> (E, B)
+
+    def stack_inputs(self, obs: Tensor, action: Tensor) -> Tensor:
+        """Every member's input [s, a]: (B, O), (B, A) -> (E, B, O + A), one copy shared by all."""
+        x = torch.cat([obs, action], dim=-1)  # (B, O) + (B, A) -> (B, O + A)
+        return x.expand(self.num_critics, *x.shape)  # (B, O + A) -> (E, B, O + A), no copy

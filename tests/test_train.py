@@ -17,8 +17,8 @@ from agents.checkpoint import list_checkpoints, load_latest, save_checkpoint
 REPO = Path(__file__).resolve().parents[1]
 # A small SAC run on Pendulum-v1: a few seconds on 2 cores.
 TINY_SAC = ["agent.hidden_sizes=[32, 32]", "agent.batch_size=32", "agent.learning_starts=100",
-            "eval.episodes=1", "eval.every=300", "log.every=100", "checkpoint.every=200",
-            "wandb.mode=disabled"]
+            "agent.compile=false", "eval.episodes=1", "eval.every=300", "log.every=100",
+            "checkpoint.every=200", "wandb.mode=disabled"]
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -171,15 +171,16 @@ def test_a_nan_in_the_critic_loss_fails_the_run_and_keeps_the_last_good_checkpoi
 ) -> None:
     import agents.sac as sac
 
-    real_critic_loss = sac.critic_loss
+    real_critic_gradients = sac.critic_gradients
     calls = {"n": 0}
 
-    def poisoned(*args, **kwargs):  # NaN from the 250th update on
-        loss, info = real_critic_loss(*args, **kwargs)
+    def poisoned(*args, **kwargs):  # NaN loss and gradients from the 250th update on
+        grads, loss, q = real_critic_gradients(*args, **kwargs)
         calls["n"] += 1
-        return (loss * float("nan"), info) if calls["n"] >= 250 else (loss, info)
+        nan = float("nan") if calls["n"] >= 250 else 1.0
+        return [g * nan for g in grads], loss * nan, q
 
-    monkeypatch.setattr(sac, "critic_loss", poisoned)
+    monkeypatch.setattr(sac, "critic_gradients", poisoned)
     out = tmp_path / "run"
     code = train.main(["--out", str(out), "total_steps=1000", *TINY_SAC])
     assert code == 1

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from torch import Tensor
+from torch.distributions import Distribution
 
 from agents.buffer import Batch
 from agents.sac import SAC, SACConfig, SACLearner, actor_loss, alpha_loss, critic_loss
@@ -157,6 +158,65 @@ def test_fast_update_matches_the_plain_reference_step() -> None:
     assert fast.log_alpha.item() != 0.0  # alpha moved, so its update was compared too
 
 
+def run_updates(config: SACConfig, steps: int = 3, log: bool = True) -> tuple[SAC, list[dict[str, float]]]:
+    """A SAC (seeded init) after `steps` updates on seeded random batches, and what each logged."""
+    torch.manual_seed(0)
+    agent = SAC(3, 2, config, CPU)
+    logged = []
+    for step in range(steps):
+        batch = random_batch(act_dim=2)
+        torch.manual_seed(100 + step)  # the same noise draws for every configuration
+        logged.append(agent.update(batch, log=log))
+    return agent, logged
+
+
+def assert_same_agents(got: SAC, want: SAC) -> None:
+    for name in ("actor", "critic", "target_critic"):
+        for (key, a), b in zip(getattr(got, name).state_dict().items(), getattr(want, name).state_dict().values(),
+                               strict=True):
+            torch.testing.assert_close(a, b, msg=f"{name}.{key} differs")
+    torch.testing.assert_close(got.log_alpha, want.log_alpha)
+
+
+@pytest.mark.parametrize("autotune_alpha", [True, False])
+def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha: bool) -> None:
+    """backprop: explicit (hand-written backward passes) takes the same steps and logs the same
+    figures as backprop: autograd (torch.autograd on critic_loss, actor_loss, alpha_loss)."""
+    config = {"lr": 1e-2, "autotune_alpha": autotune_alpha, **TINY}
+    explicit, explicit_logs = run_updates(SACConfig(backprop="explicit", **config))
+    autograd, autograd_logs = run_updates(SACConfig(backprop="autograd", **config))
+    assert_same_agents(explicit, autograd)
+    for got, want in zip(explicit_logs, autograd_logs, strict=True):
+        assert got.keys() == want.keys()
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_compiled_gradients_equal_eager() -> None:
+    """compile: true runs torch.compile'd gradient functions; they draw the same noise and take
+    the same steps as the eager ones (up to float rounding of fused kernels)."""
+    validate_args = Distribution._validate_args
+    compiled, _ = run_updates(SACConfig(lr=1e-2, compile=True, **TINY), log=False)
+    # torch.compile switches torch.distributions' argument checks off process-wide; SAC restores them
+    assert Distribution._validate_args == validate_args
+    eager, _ = run_updates(SACConfig(lr=1e-2, compile=False, **TINY), log=False)
+    assert_same_agents(compiled, eager)
+
+
+def test_a_failing_compile_warns_once_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_compile(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+        def fail(*args: Any, **kw: Any) -> Any:
+            raise RuntimeError("no C++ compiler found\nsecond line of the report")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match=r"torch.compile of (critic|actor)_gradients failed \(RuntimeError: "
+                                            r"no C\+\+ compiler found\); running it eagerly") as warned:
+        fallen_back, _ = run_updates(SACConfig(lr=1e-2, compile=True, **TINY), log=False)
+    assert len(warned) == 2  # once per compiled function, not once per update
+    eager, _ = run_updates(SACConfig(lr=1e-2, compile=False, **TINY), log=False)
+    assert_same_agents(fallen_back, eager)
+
+
 def test_update_logs_namespaced_floats_only_when_asked() -> None:
     torch.manual_seed(0)
     agent = SAC(3, 1, SACConfig(**TINY), CPU)
@@ -191,11 +251,17 @@ def test_fixed_alpha_stays_at_init_alpha() -> None:
         ("init_alpha", -0.1, "init_alpha must be > 0, got -0.1"),
         ("hidden_sizes", [256, 0], r"hidden_sizes must be positive integers, got \[256, 0\]"),
         ("target_entropy", math.inf, "target_entropy must be a finite number or null, got inf"),
+        ("backprop", "numeric", "backprop must be one of explicit, autograd, got 'numeric'"),
     ],
 )
 def test_config_range_checks_name_the_field_and_the_allowed_range(field: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         SACConfig(**{field: value})
+
+
+def test_compile_needs_the_explicit_gradients() -> None:
+    with pytest.raises(ValueError, match=r"^compile: true needs backprop: explicit"):
+        SACConfig(compile=True, backprop="autograd")
 
 
 # ---------------------------------------------------------------------------------- learner

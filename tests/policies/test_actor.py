@@ -37,3 +37,9 @@ def test_deterministic_action_is_the_mode_tanh_loc() -> None:
     torch.testing.assert_close(actor.act(obs, deterministic=True), torch.tanh(loc))
     sampled = actor.act(obs, deterministic=False)
     assert not sampled.requires_grad and not torch.equal(sampled, torch.tanh(loc))
+
+
+def test_bound_log_std_grad_is_the_derivative_of_the_bound() -> None:
+    raw = torch.linspace(-6.0, 6.0, 25, requires_grad=True)
+    (want,) = torch.autograd.grad(TanhGaussianActor.bound_log_std(raw).sum(), [raw])
+    torch.testing.assert_close(TanhGaussianActor.bound_log_std_grad(raw.detach()), want)
