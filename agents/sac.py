@@ -153,7 +153,7 @@ def actor_loss(
     with the variance tools. The critics are evaluated with detached weights: the gradient
     reaches the actor through the action, and no critic weight gradient is computed.
 
-    Shapes: obs (B, obs_dim); alpha (); info["log_prob"] (B,), info["log_std"] (B, A).
+    Shapes: obs (B, obs_dim); alpha (); info["log_prob"] (B,), info["scale"] (B, A).
     """
     dist = actor(obs)
     action, log_prob = dist.rsample_and_log_prob()  # (B, A), (B,)

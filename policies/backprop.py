@@ -80,9 +80,8 @@ def relu_backward(grad_h: Tensor, h: Tensor) -> Tensor:
 
 
 def affine(layer: Layer, x: Tensor) -> Tensor:
-    """z = x W + b in the layer's own layout (one fused matmul-add)."""
-    # The bias is added after the matmul rather than by addmm/baddbmm: under torch.compile the add
-    # then fuses into the ReLU that follows instead of costing a pass of its own (a bias copy).
+    """z = x W + b in the layer's own layout: the matmul, then the bias (as EnsembleLinear.forward,
+    which says why)."""
     if isinstance(layer, nn.Linear):
         return torch.mm(x, layer.weight.t()) + layer.bias  # (B, in) @ (in, out) + (out,)
     return layer(x)  # (E, B, in) @ (E, in, out) + (E, 1, out)

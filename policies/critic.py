@@ -41,8 +41,8 @@ class EnsembleLinear(nn.Module):
         bias: Tensor = self.bias
         if detach_params:  # gradients flow to x only, none are computed for the weights
             weight, bias = weight.detach(), bias.detach()
-        # bmm, then the bias: under torch.compile the add fuses into the next op (a ReLU) where
-        # baddbmm would first copy the bias into the output (policies/backprop.py)
+        # bmm, then the bias: under torch.compile the add fuses into the next op (a ReLU), where
+        # baddbmm would first copy the bias into the whole output (benchmarks/NOTES.md)
         return torch.bmm(x, weight) + bias  # (E, B, in) @ (E, in, out) + (E, 1, out) -> (E, B, out)
 
 
