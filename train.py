@@ -37,7 +37,7 @@ from training.loop import (
     seed_everything,
     train,
 )
-from training.runtime import configure_torch
+from training.runtime import configure_torch, resolve_threads
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sac_pendulum.yaml"
 
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not (run_dir / "config.yaml").is_file():
                     raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
                 config = load_config(None, args.overrides, base=read_yaml(run_dir / "config.yaml"))
+                config.threads = resolve_threads(config.threads)
                 state, path = load_latest(run_dir / "checkpoints")
                 if state["step"] >= config.total_steps:
                     print(f"{run_dir} already reached total_steps={config.total_steps}; "
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"resuming {run_dir} from {path.name} (step {state['step']})", file=sys.stderr)
             else:
                 config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+                config.threads = resolve_threads(config.threads)
                 name = run_name(config)
                 run_dir = args.out or Path("runs") / name
                 if run_dir.exists() and any(run_dir.iterdir()):

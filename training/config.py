@@ -9,6 +9,7 @@ dataclasses live with the component that uses them (`envs.EnvConfig`, `agents.sa
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -105,10 +106,12 @@ class RunConfig:
     total_steps: int = 20000
     # auto picks cuda when torch sees a GPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # torch CPU threads. 1 by default: these networks are small, and on a 2-core machine any
-    # other load makes extra OpenMP threads spin (measured: 400 SAC steps took 71 s with 2
-    # threads under load, 4.8 s with 1). Raise it on a large idle machine.
-    threads: int = 1
+    # torch CPU threads, or auto: OMP_NUM_THREADS when set (Ray sets it for each sweep trial),
+    # else the CPUs this process may run on; train.py writes the resolved number in config.yaml.
+    # 1 by default: these networks are small, and on a 2-core machine any other load makes extra
+    # OpenMP threads spin (measured: 400 SAC steps took 71 s with 2 threads under load, 4.8 s
+    # with 1). Raise it on a large idle machine.
+    threads: int | Literal["auto"] = 1
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -120,7 +123,7 @@ class RunConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {self.total_steps}")
-        if self.threads < 1:
+        if self.threads != "auto" and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
 
@@ -193,6 +196,14 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {_describe(value)}")
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {_describe(value)}")
+        return {_coerce(k, key_hint, f"{where} key"): _coerce(v, value_hint, f"{where}.{k}")
+                for k, v in value.items()}
+    if hint is Any:
+        return value
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)  # type: ignore[arg-type]
     if hint is bool:
@@ -285,21 +296,30 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"override {override!r}: the value is not a valid YAML scalar") from None
+    set_dotted(data, key, value)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set `data[a][b][c] = value` for the key `a.b.c`, creating sections on the way."""
     *parents, last = key.split(".")
     node = data
     for i, part in enumerate(parents):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {override!r}: '{'.'.join(parents[: i + 1])}' is a value, not a section")
+            raise ConfigError(f"override {key}={value!r}: '{'.'.join(parents[: i + 1])}' is a value, not a section")
         node = child
     node[last] = value
 
 
-def load_config(path: Path | None, overrides: list[str], base: dict[str, Any] | None = None) -> RunConfig:
-    """Resolve a run config from a YAML file (or `base` data) plus overrides, fully validated."""
-    data = dict(base) if base is not None else read_yaml(path) if path is not None else {}
+def load_config(path: Path | None, overrides: list[str], base: dict[str, Any] | None = None,
+                values: dict[str, Any] | None = None) -> RunConfig:
+    """Resolve a run config from a YAML file (or `base` data), `key=value` overrides and then
+    dotted-key `values` (already parsed), fully validated."""
+    data = copy.deepcopy(base) if base is not None else read_yaml(path) if path is not None else {}
     for override in overrides:
         apply_override(data, override)
+    for key, value in (values or {}).items():
+        set_dotted(data, key, value)
     kind = data.get("kind", "sac")
     if kind not in SCHEMAS:
         raise ConfigError(f"kind must be one of {', '.join(SCHEMAS)}; got {kind!r}")

@@ -133,11 +133,15 @@ class Resume:
     wandb_id: str | None
     wall_time_s: float
     last_eval: dict[str, float]
+    # the steps of every resume so far, this one last (summary.json `resumed_from`)
+    resumed_from: list[int]
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Resume:
         run = state["run"]
-        return cls(state["rng"], run["wandb_id"], float(run["wall_time_s"]), dict(run["last_eval"]))
+        earlier = [int(s) for s in run.get("resumed_from", [])]  # absent before resumes were recorded
+        return cls(state["rng"], run["wandb_id"], float(run["wall_time_s"]), dict(run["last_eval"]),
+                   [*earlier, int(state["step"])])
 
 
 def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_dir: Path,
@@ -152,9 +156,10 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
     start_step = learner.step
     last_eval: dict[str, float] = {}
     wall_before = 0.0
+    resumed_from: list[int] = []
     if resume is not None:
         set_rng_state(resume.rng)
-        last_eval, wall_before = resume.last_eval, resume.wall_time_s
+        last_eval, wall_before, resumed_from = resume.last_eval, resume.wall_time_s, resume.resumed_from
     metrics_file = MetricsFile(run_dir / "metrics.jsonl", resume_step=start_step if resume else None)
     wandb = WandbSink(mode=config.wandb.mode, run_dir=run_dir, config=config_data, name=run_name,
                       project=config.wandb.project, entity=config.wandb.entity,
@@ -169,7 +174,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
 
     def checkpoint() -> Path:
         state = {"step": learner.step, "learner": learner.state_dict(), "rng": rng_state(),
-                 "run": {"wandb_id": wandb.run_id, "wall_time_s": elapsed(), "last_eval": last_eval}}
+                 "run": {"wandb_id": wandb.run_id, "wall_time_s": elapsed(), "last_eval": last_eval,
+                         "resumed_from": resumed_from}}
         bad = first_non_finite(state["learner"])
         if bad is not None:
             raise NonFiniteError(f"non-finite value in {bad} at step {learner.step}")
@@ -194,7 +200,7 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         summary = {"kind": config.kind, "seed": config.seed, "status": status,
                    "total_steps": learner.step, "wall_time_s": round(wall, 3),
                    "steps_per_s": round(learner.step / wall, 3) if wall > 0 else 0.0,
-                   **learner.summary()}
+                   "resumed_from": resumed_from, "impl": "ours", **learner.summary()}
         if "eval/return_mean" in last_eval:
             summary |= {"eval_return_mean": last_eval["eval/return_mean"],
                         "eval_return_std": last_eval["eval/return_std"],

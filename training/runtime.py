@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+
+def resolve_threads(threads: int | str) -> int:
+    """`auto` -> OMP_NUM_THREADS when it is set (Ray sets it per trial), else this process's CPUs."""
+    if threads != "auto":
+        return int(threads)
+    from_env = os.environ.get("OMP_NUM_THREADS", "")
+    if from_env.isdigit() and int(from_env) >= 1:
+        return int(from_env)
+    return len(os.sched_getaffinity(0))
 
 
 def configure_torch(threads: int) -> None:

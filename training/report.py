@@ -1,0 +1,315 @@
+"""The sweep report: per (variant, task) statistics over seeds and across-task aggregates, with
+rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice").
+
+Per group: each seed's final score (a completed trial's summary.json), mean +- std (population,
+ddof 0, as the README's tables), median, interquartile mean (IQM) and its 95% stratified-bootstrap
+CI. Across tasks, scores are normalized `(score - random) / (reference - random)` with the
+numbers in configs/reference_scores.yaml (each with its source); per variant the IQM, mean and
+optimality gap of the normalized scores with CIs, and for two or more variants the probability
+of improvement. Figures: sample-efficiency curves (IQM over seeds against steps, CI band) per
+task, the performance profile, and the aggregate intervals.
+
+Trials are those of DIR/trials.json plus any other run directory under DIR/trials/ whose
+summary.json names its `variant` (reference runs made reportable, e.g. stable-baselines3's).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REFERENCE_SCORES = Path(__file__).resolve().parents[1] / "configs" / "reference_scores.yaml"
+# The final score in summary.json and the learning-curve key in metrics.jsonl, per kind.
+SCORES = {"sac": ("eval_return_mean", "eval/return_mean"),
+          "reinforce": ("eval_return_mean", "eval/return_mean"),
+          "vae": ("test_elbo", "val/elbo"),
+          "bnn": ("test_log_likelihood", "val/log_likelihood")}
+CI_SIZE = 0.95
+REPS = 10_000        # bootstrap replications of the final-score intervals
+CURVE_REPS = 2_000   # ... of each point of a sample-efficiency curve
+SEED = 0             # the bootstrap's random state: the same report twice
+
+
+@dataclass
+class TrialResult:
+    name: str
+    variant: str
+    task: str
+    seed: int
+    status: str
+    score: float | None                     # the final score of a completed trial
+    curve: dict[int, float] = field(default_factory=dict)  # step -> evaluation score
+
+
+def _read_curve(path: Path, key: str) -> dict[int, float]:
+    if not path.is_file():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {int(r["global_step"]): float(r[key]) for r in rows if isinstance(r.get(key), int | float)}
+
+
+def load_results(out: Path) -> tuple[list[TrialResult], str]:
+    """Every reportable trial of sweep directory `out`, and the name of the score."""
+    listed = json.loads((out / "trials.json").read_text()) if (out / "trials.json").is_file() else []
+    entries = {t["name"]: (t["variant"], t["task"], int(t["seed"]), t["config"]["kind"]) for t in listed}
+    trials_dir = out / "trials"
+    for run_dir in sorted(trials_dir.iterdir()) if trials_dir.is_dir() else []:
+        summary = run_dir / "summary.json"
+        if run_dir.name not in entries and summary.is_file():
+            s = json.loads(summary.read_text())
+            if "variant" in s:
+                task = s.get("env_id") or s.get("dataset") or s["kind"]
+                entries[run_dir.name] = (s["variant"], task, int(s["seed"]), s["kind"])
+    results, score_names = [], set()
+    for name, (variant, task, seed, kind) in entries.items():
+        score_key, curve_key = SCORES[kind]
+        score_names.add(score_key)
+        run_dir = trials_dir / name
+        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        status = summary.get("status", "not run")
+        score = summary.get(score_key) if status == "completed" else None
+        results.append(TrialResult(name, variant, task, seed, status,
+                                   float(score) if isinstance(score, int | float) else None,
+                                   _read_curve(run_dir / "metrics.jsonl", curve_key)))
+    return results, "/".join(sorted(score_names)) or "eval_return_mean"
+
+
+def _iqm(scores: np.ndarray) -> np.ndarray:
+    from rliable import metrics
+
+    return np.array([metrics.aggregate_iqm(scores)])
+
+
+def interval(scores: np.ndarray, func: Any, reps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Point estimate and 95% stratified-bootstrap CI (2, k) of `func` on scores (runs, tasks)."""
+    from rliable import library as rly
+
+    points, cis = rly.get_interval_estimates({"x": scores}, func, reps=reps,
+                                             confidence_interval_size=CI_SIZE,
+                                             random_state=np.random.RandomState(SEED))
+    return points["x"], cis["x"]
+
+
+def group_stats(returns: list[float]) -> dict[str, Any]:
+    """mean, std, median, IQM and its CI of one (variant, task)'s final scores."""
+    x = np.asarray(returns, dtype=np.float64)
+    (iqm,), ci = interval(x[:, None], _iqm, REPS)
+    return {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)),
+            "iqm": float(iqm), "iqm_ci": [float(ci[0, 0]), float(ci[1, 0])]}
+
+
+def read_references(path: Path = REFERENCE_SCORES) -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Normalized scores across the tasks every variant has with a reference; IQM, mean,
+    optimality gap and their CIs per variant; probability of improvement per pair."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    variants = sorted({g["variant"] for g in groups})
+    tasks = sorted({g["env_id"] for g in groups if g["env_id"] in references})
+    tasks = [t for t in tasks if all(any(g["variant"] == v and g["env_id"] == t for g in groups) for v in variants)]
+    if not tasks:
+        return {"tasks": [], "note": "no task has a reference score in configs/reference_scores.yaml"}
+    normalized: dict[str, np.ndarray] = {}
+    for v in variants:
+        columns = []
+        for t in tasks:
+            (g,) = [g for g in groups if g["variant"] == v and g["env_id"] == t]
+            ref = references[t]
+            columns.append((np.asarray(g["returns"]) - ref["random"]) / (ref["reference"] - ref["random"]))
+        runs = min(len(c) for c in columns)  # a matrix needs as many runs on every task
+        normalized[v] = np.stack([c[:runs] for c in columns], axis=1)  # (runs, tasks)
+
+    def aggregates(scores: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
+                         metrics.aggregate_optimality_gap(scores)])
+
+    points, cis = rly.get_interval_estimates(normalized, aggregates, reps=REPS,
+                                             confidence_interval_size=CI_SIZE,
+                                             random_state=np.random.RandomState(SEED))
+    result: dict[str, Any] = {
+        "tasks": tasks, "normalization": {t: references[t] for t in tasks},
+        "variants": {v: {"runs": int(normalized[v].shape[0]),
+                         **{name: float(points[v][i]) for i, name in enumerate(("iqm", "mean", "optimality_gap"))},
+                         **{f"{name}_ci": [float(cis[v][0, i]), float(cis[v][1, i])]
+                            for i, name in enumerate(("iqm", "mean", "optimality_gap"))}}
+                     for v in variants},
+        "normalized_scores": {v: normalized[v].tolist() for v in variants},
+    }
+    if len(variants) >= 2:
+        pairs = {f"{x},{y}": [normalized[x], normalized[y]] for x in variants for y in variants if x != y}
+        poi, poi_ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=REPS,
+                                                 confidence_interval_size=CI_SIZE,
+                                                 random_state=np.random.RandomState(SEED))
+        result["probability_of_improvement"] = {
+            k: {"p": float(np.squeeze(poi[k])), "ci": [float(np.squeeze(poi_ci[k][0])), float(np.squeeze(poi_ci[k][1]))]}
+            for k in pairs}
+    return result
+
+
+def build_report(out: Path) -> tuple[dict[str, Any], list[TrialResult]]:
+    results, score = load_results(out)
+    groups = []
+    for variant in sorted({r.variant for r in results}):
+        for task in sorted({r.task for r in results if r.variant == variant}):
+            done = sorted((r for r in results if r.variant == variant and r.task == task and r.score is not None),
+                          key=lambda r: r.seed)
+            group: dict[str, Any] = {"variant": variant, "env_id": task, "seeds": [r.seed for r in done],
+                                     "returns": [r.score for r in done],
+                                     "missing": sorted(r.name for r in results if r.variant == variant
+                                                       and r.task == task and r.score is None)}
+            if done:
+                group |= group_stats([r.score for r in done if r.score is not None])
+            groups.append(group)
+    report = {"metric": score, "ci": CI_SIZE, "bootstrap_reps": REPS,
+              "groups": groups, "aggregate": _aggregate([g for g in groups if g["returns"]], read_references())}
+    return report, results
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Sweep report\n\nFinal score: `{report['metric']}` of each completed trial; IQM with "
+             f"its {report['ci']:.0%} stratified-bootstrap CI ({report['bootstrap_reps']} replications).\n",
+             "| variant | task | seeds | per seed | mean +- std | median | IQM [95% CI] |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for g in report["groups"]:
+        if not g["returns"]:
+            lines.append(f"| {g['variant']} | {g['env_id']} | 0 | | | | |")
+            continue
+        per_seed = " / ".join(_fmt(x) for x in g["returns"])
+        lines.append(f"| {g['variant']} | {g['env_id']} | {len(g['seeds'])} | {per_seed} | "
+                     f"{_fmt(g['mean'])} +- {_fmt(g['std'])} | {_fmt(g['median'])} | "
+                     f"{_fmt(g['iqm'])} [{_fmt(g['iqm_ci'][0])}, {_fmt(g['iqm_ci'][1])}] |")
+    missing = [name for g in report["groups"] for name in g["missing"]]
+    if missing:
+        lines.append(f"\nNot (yet) completed, left out: {', '.join(missing)}.")
+    agg = report["aggregate"]
+    if agg.get("tasks"):
+        lines += ["", f"## Across tasks: normalized scores on {', '.join(agg['tasks'])}", "",
+                  "`(score - random) / (reference - random)`, references in configs/reference_scores.yaml:",
+                  ""]
+        lines += [f"- {t}: random {_fmt(r['random'])}, reference {_fmt(r['reference'])} ({r['source']})"
+                  for t, r in agg["normalization"].items()]
+        lines += ["", "| variant | runs | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
+                  "| --- | --- | --- | --- | --- |"]
+        for v, a in agg["variants"].items():
+            cells = [f"{a[k]:.3f} [{a[k + '_ci'][0]:.3f}, {a[k + '_ci'][1]:.3f}]" for k in ("iqm", "mean", "optimality_gap")]
+            lines.append(f"| {v} | {a['runs']} | {' | '.join(cells)} |")
+        if "probability_of_improvement" in agg:
+            lines += ["", "| P(X > Y) | [95% CI] |", "| --- | --- |"]
+            for pair, p in agg["probability_of_improvement"].items():
+                x, y = pair.split(",")
+                lines.append(f"| P({x} > {y}) = {p['p']:.3f} | [{p['ci'][0]:.3f}, {p['ci'][1]:.3f}] |")
+    elif agg.get("note"):
+        lines += ["", f"Across tasks: {agg['note']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _curves(results: list[TrialResult], variant: str, task: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Steps every seed evaluated at, and the scores (seeds, steps) there."""
+    runs = [r for r in results if r.variant == variant and r.task == task and r.curve]
+    if not runs:
+        return None
+    steps = sorted(set.intersection(*(set(r.curve) for r in runs)))
+    if not steps:
+        return None
+    return np.asarray(steps), np.asarray([[r.curve[s] for s in steps] for r in runs])
+
+
+def write_figures(report: dict[str, Any], results: list[TrialResult], figures: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+    from rliable import metrics, plot_utils
+
+    figures.mkdir(parents=True, exist_ok=True)
+    written = []
+    references = read_references()
+    for task in sorted({r.task for r in results}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        drawn = False
+        for variant in sorted({r.variant for r in results if r.task == task}):
+            found = _curves(results, variant, task)
+            if found is None:
+                continue
+            steps, scores = found
+
+            def iqm_per_step(s: np.ndarray) -> np.ndarray:
+                return np.array([metrics.aggregate_iqm(s[:, :, i]) for i in range(s.shape[-1])])
+
+            points, cis = rly.get_interval_estimates({"x": scores[:, None, :]}, iqm_per_step,
+                                                     reps=CURVE_REPS, confidence_interval_size=CI_SIZE,
+                                                     random_state=np.random.RandomState(SEED))
+            line, = ax.plot(steps, points["x"], label=f"{variant} ({scores.shape[0]} seeds)")
+            ax.fill_between(steps, cis["x"][0], cis["x"][1], alpha=0.2, color=line.get_color())
+            drawn = True
+        curve = references.get(task, {}).get("curve")
+        if curve:
+            ax.plot(curve["steps"], curve["returns"], "k--", label=curve["label"])
+            drawn = True
+        if not drawn:
+            plt.close(fig)
+            continue
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(f"evaluation score, IQM over seeds ({CI_SIZE:.0%} CI)")
+        ax.set_title(task)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        path = figures / f"sample_efficiency_{task}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    agg = report["aggregate"]
+    if agg.get("tasks"):
+        normalized = {v: np.asarray(s) for v, s in agg["normalized_scores"].items()}
+        taus = np.linspace(min(0.0, min(s.min() for s in normalized.values())),
+                           max(1.0, max(s.max() for s in normalized.values())), 101)
+        profiles, profile_cis = rly.create_performance_profile(normalized, taus, reps=CURVE_REPS)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=profile_cis, ax=ax,
+                                             xlabel=r"normalized score $\tau$",
+                                             ylabel=r"fraction of runs with score $> \tau$")
+        ax.legend(list(normalized), fontsize=8)
+        path = figures / "performance_profile.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+        names = ("iqm", "mean", "optimality_gap")
+        points = {v: np.array([a[k] for k in names]) for v, a in agg["variants"].items()}
+        cis = {v: np.array([[a[k + "_ci"][0] for k in names], [a[k + "_ci"][1] for k in names]])
+               for v, a in agg["variants"].items()}
+        fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=["IQM", "Mean", "Optimality gap"],
+                                                    algorithms=list(points), xlabel="normalized score")
+        path = figures / "aggregate_intervals.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(out: Path, json_path: Path | None = None) -> dict[str, Any]:
+    """Write DIR/report.md, DIR/report.json (or `json_path` too) and DIR/figures/*.png."""
+    report, results = build_report(out)
+    report["figures"] = [str(p.relative_to(out)) for p in write_figures(report, results, out / "figures")]
+    text = json.dumps(report, indent=1)
+    (out / "report.json").write_text(text + "\n")
+    (out / "report.md").write_text(markdown(report))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text + "\n")
+    return report
