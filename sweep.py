@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.config import ConfigError
 from training.sweep import (
     EXIT_BAD_INPUT,
     EXIT_COMPLETED,

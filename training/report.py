@@ -16,6 +16,7 @@ summary.json names its `variant` (reference runs made reportable, e.g. stable-ba
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,18 @@ def _iqm(scores: np.ndarray) -> np.ndarray:
 
 def interval(scores: np.ndarray, func: Any, reps: int) -> tuple[np.ndarray, np.ndarray]:
     """Point estimate and 95% stratified-bootstrap CI (2, k) of `func` on scores (runs, tasks)."""
+    points, cis = _bootstrap({"x": scores}, func, reps)
+    return points["x"], cis["x"]
+
+
+def _bootstrap(scores: dict[str, Any], func: Any, reps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """rliable's stratified bootstrap with this report's CI size and random state."""
     from rliable import library as rly
 
-    points, cis = rly.get_interval_estimates({"x": scores}, func, reps=reps,
-                                             confidence_interval_size=CI_SIZE,
-                                             random_state=np.random.RandomState(SEED))
-    return points["x"], cis["x"]
+    with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch 7 deprecates
+        warnings.simplefilter("ignore", FutureWarning)
+        return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CI_SIZE,
+                                          random_state=np.random.RandomState(SEED))
 
 
 def group_stats(returns: list[float]) -> dict[str, Any]:
@@ -110,7 +117,6 @@ def read_references(path: Path = REFERENCE_SCORES) -> dict[str, dict[str, Any]]:
 def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Normalized scores across the tasks every variant has with a reference; IQM, mean,
     optimality gap and their CIs per variant; probability of improvement per pair."""
-    from rliable import library as rly
     from rliable import metrics
 
     variants = sorted({g["variant"] for g in groups})
@@ -132,9 +138,7 @@ def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any
         return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
                          metrics.aggregate_optimality_gap(scores)])
 
-    points, cis = rly.get_interval_estimates(normalized, aggregates, reps=REPS,
-                                             confidence_interval_size=CI_SIZE,
-                                             random_state=np.random.RandomState(SEED))
+    points, cis = _bootstrap(normalized, aggregates, REPS)
     result: dict[str, Any] = {
         "tasks": tasks, "normalization": {t: references[t] for t in tasks},
         "variants": {v: {"runs": int(normalized[v].shape[0]),
@@ -146,9 +150,7 @@ def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any
     }
     if len(variants) >= 2:
         pairs = {f"{x},{y}": [normalized[x], normalized[y]] for x in variants for y in variants if x != y}
-        poi, poi_ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=REPS,
-                                                 confidence_interval_size=CI_SIZE,
-                                                 random_state=np.random.RandomState(SEED))
+        poi, poi_ci = _bootstrap(pairs, metrics.probability_of_improvement, REPS)
         result["probability_of_improvement"] = {
             k: {"p": float(np.squeeze(poi[k])), "ci": [float(np.squeeze(poi_ci[k][0])), float(np.squeeze(poi_ci[k][1]))]}
             for k in pairs}
@@ -250,9 +252,7 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
             def iqm_per_step(s: np.ndarray) -> np.ndarray:
                 return np.array([metrics.aggregate_iqm(s[:, :, i]) for i in range(s.shape[-1])])
 
-            points, cis = rly.get_interval_estimates({"x": scores[:, None, :]}, iqm_per_step,
-                                                     reps=CURVE_REPS, confidence_interval_size=CI_SIZE,
-                                                     random_state=np.random.RandomState(SEED))
+            points, cis = _bootstrap({"x": scores[:, None, :]}, iqm_per_step, CURVE_REPS)
             line, = ax.plot(steps, points["x"], label=f"{variant} ({scores.shape[0]} seeds)")
             ax.fill_between(steps, cis["x"][0], cis["x"][1], alpha=0.2, color=line.get_color())
             drawn = True

@@ -97,7 +97,7 @@ def read_sweep(out: Path) -> SweepConfig:
 def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL me when the Ray worker that started me dies."""
     libc = ctypes.CDLL(None, use_errno=True)
-    PR_SET_PDEATHSIG = 1  # noqa: N806 (linux/prctl.h)
+    PR_SET_PDEATHSIG = 1  # linux/prctl.h
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
@@ -118,20 +118,19 @@ def make_trainable() -> type:
     importing this module does not import Ray."""
     from ray import tune
 
-    class TrainPy(tune.Trainable):  # type: ignore[misc]
+    class TrainPy(tune.Trainable):
         """Runs one trial's train.py as a child process; one Tune result per evaluation."""
 
-        def setup(self, config: dict[str, Any], sweep_dir: str, cpus: float, metric: str,
-                  trials: dict[str, Trial] | None = None, search: dict[str, Any] | None = None) -> None:
+        def setup(self, config: dict[str, Any], sweep_dir: str, cpus: float,  # type: ignore[override]
+                  metric: str, trials: dict[str, Trial] | None = None,
+                  search: dict[str, Any] | None = None) -> None:  # the kwargs of tune.with_parameters
             out = Path(sweep_dir)
             if trials is not None:  # a grid sweep: the trial is named in the config
                 trial = trials[config["trial"]]
             else:  # a search: this sample's values on the base run config
                 assert search is not None
-                index = int(self.trial_id.rsplit("_", 1)[-1])
-                sweep: SweepConfig = search["sweep"]
-                trial = resolve_trial(sweep, search["base"], f"sample{index:03d}", dict(config),
-                                      sweep.seeds[0])
+                sweep: SweepConfig = search["sweep"]  # the trial's name is its sample's: sample003
+                trial = resolve_trial(sweep, search["base"], self.trial_name, dict(config), sweep.seeds[0])
             self.trial, self.metric = trial, metric
             self.stop_file = out / STOP_FILE
             self.run_dir = out / "trials" / trial.name
@@ -249,7 +248,7 @@ class SweepProgress:
 def _progress_callback(progress: SweepProgress) -> Any:
     from ray.tune import Callback
 
-    class ProgressCallback(Callback):  # type: ignore[misc]
+    class ProgressCallback(Callback):
         def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             progress.started()
 
@@ -271,6 +270,9 @@ def start_ray(address: str | None, cpus_per_trial: float) -> None:
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # the sweep's own handler stops trials well
+    # Ray starts its workers at nice 15, where any other job on the machine starves a trial (seen
+    # here: a MuJoCo trial at 23 steps/s beside a test run); a trial is the job, not background.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": logging.WARNING, "configure_logging": True}
     if address:
@@ -366,11 +368,18 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
                        "scheduler": scheduler, "num_samples": search.samples,
                        "metric": metric, "mode": search.mode}
         progress = SweepProgress(total_steps * search.samples, search.samples, 0)
+    samples: dict[str, str] = {}
+
+    def name_trial(t: Any) -> str:  # Tune's name for a trial: ours, or sample<N> in a search
+        if "trial" in t.config:
+            return str(t.config["trial"])
+        return samples.setdefault(t.trial_id, f"sample{len(samples):03d}")
+
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, **kwargs), resources),
         param_space=param_space,
-        tune_config=tune.TuneConfig(trial_name_creator=lambda t: t.trial_id,
-                                    trial_dirname_creator=lambda t: t.trial_id, **tune_config),
+        tune_config=tune.TuneConfig(trial_name_creator=name_trial, trial_dirname_creator=name_trial,
+                                    **tune_config),
         run_config=tune.RunConfig(name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                   storage_path=str(out / "tune"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
@@ -390,8 +399,18 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
 
         ray.shutdown()
     progress.close()
+    for result in (grid[i] for i in range(len(grid))):
+        if result.error is not None:  # the trial's worker kept dying (max_failures), or a bug here
+            first = str(result.error).strip().splitlines()
+            print(f"trial {result.path.rsplit('/', 1)[-1]} errored in Ray: {first[-1] if first else ''}",
+                  file=sys.stderr)
     if sweep.search is not None:
-        trials = _record_search(out, grid, metric, sweep.search.mode)
+        _record_search(out, grid, metric, sweep.search.mode)
+        if not (out / "best_config.yaml").is_file():
+            _finish(out, sweep)
+            print("error: no search trial reported the metric; see the logs in "
+                  f"{out / 'logs'}", file=sys.stderr)
+            return EXIT_FAILED
     if interrupt.raised:
         print(f"interrupted; every trial has its checkpoint. Continue with: python sweep.py --resume {out}",
               file=sys.stderr)
@@ -399,27 +418,36 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
     return _finish(out, sweep)
 
 
-def _record_search(out: Path, grid: Any, metric: str, mode: str) -> list[Trial]:
-    """Write the sampled trials to trials.json and the best one as DIR/best_config.yaml."""
-    results = [r for r in grid if r.metrics and "trial" in r.metrics]
-    trials = []
-    for name in sorted({r.metrics["trial"] for r in results}):
+def _record_search(out: Path, grid: Any, metric: str, mode: str) -> None:
+    """Write the sampled trials to trials.json, every sample's values and last result to
+    DIR/search.json, and the best one as DIR/best_config.yaml: the best `metric` among the
+    samples that trained furthest (ASHA stops the others earlier, on a smaller budget)."""
+    results = [r for r in (grid[i] for i in range(len(grid))) if r.metrics and "trial" in r.metrics]
+    trials, samples = [], []
+    for r in sorted(results, key=lambda r: r.metrics["trial"]):
+        name = r.metrics["trial"]
         config = yaml.safe_load((out / "trials" / name / "config.yaml").read_text())
         trials.append(Trial(name=name, variant=name.split("-", 1)[0], task=task_of(config),
                             seed=int(config["seed"]), config=config))
+        samples.append({"trial": name, "values": dict(r.config), "global_step": r.metrics["global_step"],
+                        metric: r.metrics.get(metric),
+                        "status": "completed" if r.metrics["global_step"] >= config["total_steps"]
+                        else "stopped early"})
     write_trials(out, trials)
-    finite = [r for r in results if isinstance(r.metrics.get(metric), int | float)
-              and math.isfinite(r.metrics[metric])]
-    if finite:
-        best = (max if mode == "max" else min)(finite, key=lambda r: r.metrics[metric])
-        name = best.metrics["trial"]
-        config = yaml.safe_load((out / "trials" / name / "config.yaml").read_text())
-        config["wandb"] |= {"name": None, "group": None, "tags": []}
-        header = (f"# The best configuration of sweep {out.name}: trial {name}, {metric} = "
-                  f"{best.metrics[metric]:.6g} at step {best.metrics['global_step']}.\n"
-                  f"# Train it: python train.py --config {out / 'best_config.yaml'}\n")
-        (out / "best_config.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return trials
+    (out / "search.json").write_text(json.dumps({"metric": metric, "mode": mode, "samples": samples},
+                                                indent=1) + "\n")
+    finite = [s for s in samples if isinstance(s[metric], int | float) and math.isfinite(s[metric])]
+    if not finite:
+        return
+    furthest = max(s["global_step"] for s in finite)
+    best = (max if mode == "max" else min)((s for s in finite if s["global_step"] == furthest),
+                                           key=lambda s: s[metric])
+    config = yaml.safe_load((out / "trials" / best["trial"] / "config.yaml").read_text())
+    config["wandb"] |= {"name": None, "group": None, "tags": []}
+    header = (f"# The best configuration of sweep {out.name}: trial {best['trial']}, {metric} = "
+              f"{best[metric]:.6g} at step {best['global_step']} (values: {best['values']}).\n"
+              f"# Train it: python train.py --config {out / 'best_config.yaml'}\n")
+    (out / "best_config.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
 
 
 def _finish(out: Path, sweep: SweepConfig) -> int:

@@ -221,7 +221,7 @@ def expand(sweep: SweepConfig) -> list[Trial]:
     keys = list(sweep.grid)
     combinations = [dict(zip(keys, values, strict=True))
                     for values in itertools.product(*sweep.grid.values())] or [{}]
-    named = list(sweep.variants.items()) or [(None, {})]
+    named: list[tuple[str | None, dict[str, Any]]] = list(sweep.variants.items()) or [(None, {})]
     bases = {run: read_yaml(Path(run)) for run in sweep.runs}
     trials = []
     for (label, settings), combination in itertools.product(named, combinations):
