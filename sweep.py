@@ -18,6 +18,7 @@ from pathlib import Path
 from training.sweep import (
     EXIT_BAD_INPUT,
     EXIT_COMPLETED,
+    lock,
     prepare,
     read_sweep,
     read_trials,
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             name = load_sweep_config(args.config, args.overrides).name
             out = args.out or Path("sweeps") / name
             sweep, trials = prepare(args.config, args.overrides, out)
+        held = lock(out)  # noqa: F841 (released when this process ends)
     except (ValueError, OSError) as e:  # ConfigError, a missing file...
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"error: {message}", file=sys.stderr)

@@ -32,7 +32,7 @@ SCORES = {"sac": ("eval_return_mean", "eval/return_mean"),
           "bnn": ("test_log_likelihood", "val/log_likelihood")}
 CI_SIZE = 0.95
 REPS = 10_000        # bootstrap replications of the final-score intervals
-CURVE_REPS = 2_000   # ... of each point of a sample-efficiency curve
+CURVE_REPS = 2_000   # ... of the sample-efficiency curves and the performance profile
 SEED = 0             # the bootstrap's random state: the same report twice
 
 
@@ -80,10 +80,34 @@ def load_results(out: Path) -> tuple[list[TrialResult], str]:
     return results, "/".join(sorted(score_names)) or "eval_return_mean"
 
 
-def _iqm(scores: np.ndarray) -> np.ndarray:
-    from rliable import metrics
+# The statistics, in numpy: the bootstrap calls them once per replication, and scipy's versions
+# (which rliable's metrics call) cost about 1 ms a call here, 50x these. tests/training/
+# test_report.py checks them against scipy and rliable's own.
 
-    return np.array([metrics.aggregate_iqm(scores)])
+
+def iqm(scores: np.ndarray) -> np.ndarray:
+    """Interquartile mean of all runs x tasks: the mean of the middle half, after cutting
+    floor(n/4) scores from each end (= scipy.stats.trim_mean(x, 0.25), rliable's IQM).
+    (runs, tasks[, steps]) -> (steps,) or ()."""
+    flat = scores.reshape(-1, *scores.shape[2:])                 # (runs * tasks, ...)
+    cut = flat.shape[0] // 4
+    return np.sort(flat, axis=0)[cut: flat.shape[0] - cut].mean(axis=0)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) averaged over tasks, ties counted half (the Mann-Whitney U statistic / (n m)).
+    x (n, tasks), y (m, tasks) -> ()."""
+    wins = (x[:, None, :] > y[None, :, :]) + 0.5 * (x[:, None, :] == y[None, :, :])  # (n, m, tasks)
+    return wins.mean(axis=(0, 1)).mean()
+
+
+def aggregates(scores: np.ndarray) -> np.ndarray:
+    """IQM, mean and optimality gap (mean shortfall below 1) of normalized scores (runs, tasks)."""
+    return np.array([iqm(scores), scores.mean(), np.mean(1.0 - np.minimum(scores, 1.0))])
+
+
+def _iqm(scores: np.ndarray) -> np.ndarray:
+    return np.array([iqm(scores)])
 
 
 def interval(scores: np.ndarray, func: Any, reps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,21 +117,28 @@ def interval(scores: np.ndarray, func: Any, reps: int) -> tuple[np.ndarray, np.n
 
 
 def _bootstrap(scores: dict[str, Any], func: Any, reps: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """rliable's stratified bootstrap with this report's CI size and random state."""
+    """rliable's stratified bootstrap with this report's CI size, seeded: besides its random_state,
+    rliable's resampling also draws from numpy's global RNG (seen: the same call gave 2775 and
+    2825 as a CI bound), so that is seeded here too, and restored afterwards."""
     from rliable import library as rly
 
-    with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch 7 deprecates
-        warnings.simplefilter("ignore", FutureWarning)
-        return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CI_SIZE,
-                                          random_state=np.random.RandomState(SEED))
+    outside = np.random.get_state()
+    np.random.seed(SEED)
+    try:
+        with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch 7 deprecates
+            warnings.simplefilter("ignore", FutureWarning)
+            return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CI_SIZE,
+                                              random_state=np.random.RandomState(SEED))
+    finally:
+        np.random.set_state(outside)
 
 
 def group_stats(returns: list[float]) -> dict[str, Any]:
     """mean, std, median, IQM and its CI of one (variant, task)'s final scores."""
     x = np.asarray(returns, dtype=np.float64)
-    (iqm,), ci = interval(x[:, None], _iqm, REPS)
+    (point,), ci = interval(x[:, None], _iqm, REPS)
     return {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)),
-            "iqm": float(iqm), "iqm_ci": [float(ci[0, 0]), float(ci[1, 0])]}
+            "iqm": float(point), "iqm_ci": [float(ci[0, 0]), float(ci[1, 0])]}
 
 
 def read_references(path: Path = REFERENCE_SCORES) -> dict[str, dict[str, Any]]:
@@ -117,8 +148,6 @@ def read_references(path: Path = REFERENCE_SCORES) -> dict[str, dict[str, Any]]:
 def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Normalized scores across the tasks every variant has with a reference; IQM, mean,
     optimality gap and their CIs per variant; probability of improvement per pair."""
-    from rliable import metrics
-
     variants = sorted({g["variant"] for g in groups})
     tasks = sorted({g["env_id"] for g in groups if g["env_id"] in references})
     tasks = [t for t in tasks if all(any(g["variant"] == v and g["env_id"] == t for g in groups) for v in variants)]
@@ -134,10 +163,6 @@ def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any
         runs = min(len(c) for c in columns)  # a matrix needs as many runs on every task
         normalized[v] = np.stack([c[:runs] for c in columns], axis=1)  # (runs, tasks)
 
-    def aggregates(scores: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
-                         metrics.aggregate_optimality_gap(scores)])
-
     points, cis = _bootstrap(normalized, aggregates, REPS)
     result: dict[str, Any] = {
         "tasks": tasks, "normalization": {t: references[t] for t in tasks},
@@ -150,7 +175,7 @@ def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any
     }
     if len(variants) >= 2:
         pairs = {f"{x},{y}": [normalized[x], normalized[y]] for x in variants for y in variants if x != y}
-        poi, poi_ci = _bootstrap(pairs, metrics.probability_of_improvement, REPS)
+        poi, poi_ci = _bootstrap(pairs, probability_of_improvement, REPS)
         result["probability_of_improvement"] = {
             k: {"p": float(np.squeeze(poi[k])), "ci": [float(np.squeeze(poi_ci[k][0])), float(np.squeeze(poi_ci[k][1]))]}
             for k in pairs}
@@ -235,7 +260,7 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from rliable import library as rly
-    from rliable import metrics, plot_utils
+    from rliable import plot_utils
 
     figures.mkdir(parents=True, exist_ok=True)
     written = []
@@ -249,10 +274,7 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
                 continue
             steps, scores = found
 
-            def iqm_per_step(s: np.ndarray) -> np.ndarray:
-                return np.array([metrics.aggregate_iqm(s[:, :, i]) for i in range(s.shape[-1])])
-
-            points, cis = _bootstrap({"x": scores[:, None, :]}, iqm_per_step, CURVE_REPS)
+            points, cis = _bootstrap({"x": scores[:, None, :]}, iqm, CURVE_REPS)
             line, = ax.plot(steps, points["x"], label=f"{variant} ({scores.shape[0]} seeds)")
             ax.fill_between(steps, cis["x"][0], cis["x"][1], alpha=0.2, color=line.get_color())
             drawn = True

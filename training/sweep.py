@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import fcntl
 import json
 import logging
 import math
@@ -139,8 +140,8 @@ def make_trainable() -> type:
             self.last: dict[str, Any] = {}
             self.process: subprocess.Popen[bytes] | None = None
             status = trial_status(self.run_dir)
-            if status in ("completed", "failed"):
-                return  # finished before this sweep (re)started: step() reports its summary
+            if status in ("completed", "failed") or self.stop_file.exists():
+                return  # finished before, or the sweep is stopping: step() reports, nothing runs
             if status in ("resumable", "interrupted"):
                 command = [sys.executable, str(TRAIN_PY), "--resume", str(self.run_dir)]
             else:
@@ -322,6 +323,17 @@ def prepare(config_path: Path, overrides: list[str], out: Path) -> tuple[SweepCo
     (out / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep), sort_keys=False))
     write_trials(out, trials)
     return sweep, trials
+
+
+def lock(out: Path) -> Any:
+    """Hold DIR/.lock for this process's life (the kernel drops it when the process dies, even
+    by SIGKILL): a second driver on the same sweep is refused instead of racing the first."""
+    handle = open(out / ".lock", "a+")  # noqa: SIM115 (held open for the sweep)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(f"another sweep.py is running the sweep in {out}; wait for it or stop it") from None
+    return handle
 
 
 def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None) -> int:
