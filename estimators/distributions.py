@@ -295,7 +295,9 @@ class InverseCDF(Distribution):
         return self.icdf(u.clamp(min=finfo.eps, max=1.0 - finfo.eps))
 
 
-def _check_positive_pair(validate_args: bool | None, **named: Tensor | float) -> tuple[Tensor, Tensor]:
+def _check_positive_pair(
+    validate_args: bool | None, **named: Tensor | float
+) -> tuple[Tensor, Tensor]:
     """Broadcast two positive parameters; shape check always, value check when validating."""
     tensors = {name: torch.as_tensor(value) for name, value in named.items()}
     _require_broadcastable(**tensors)
@@ -357,11 +359,17 @@ class Weibull(InverseCDF):
     Shapes: scale, concentration (...) broadcastable; rsample(S) (*S, ...); log_prob(x) like x.
     """
 
-    arg_constraints = {"scale": constraints.positive, "concentration": constraints.positive}  # noqa: RUF012
+    arg_constraints = {  # noqa: RUF012 (torch's API)
+        "scale": constraints.positive,
+        "concentration": constraints.positive,
+    }
     support = constraints.positive
 
     def __init__(
-        self, scale: Tensor | float, concentration: Tensor | float, validate_args: bool | None = None
+        self,
+        scale: Tensor | float,
+        concentration: Tensor | float,
+        validate_args: bool | None = None,
     ) -> None:
         self.scale, self.concentration = _check_positive_pair(
             validate_args, scale=scale, concentration=concentration
@@ -425,8 +433,10 @@ class Kumaraswamy(InverseCDF):
 
     def _raw_moment(self, n: float) -> Tensor:
         a, b = self.concentration1, self.concentration0
-        # E x^n = b Gamma(1 + n/a) Gamma(b) / Gamma(1 + n/a + b), in logs: b = exp(log b)
-        return (b.log() + torch.lgamma(1.0 + n / a) + torch.lgamma(b) - torch.lgamma(1.0 + n / a + b)).exp()
+        # E x^n = b Gamma(1 + n/a) Gamma(b) / Gamma(1 + n/a + b), summed in logs
+        shifted = 1.0 + n / a
+        log_moment = b.log() + torch.lgamma(shifted) + torch.lgamma(b) - torch.lgamma(shifted + b)
+        return log_moment.exp()
 
     @property
     def mean(self) -> Tensor:
