@@ -38,7 +38,8 @@ s_mu is odd and s_sigma even (p_0 is symmetric), so every odd moment below vanis
   (2j + 1) m_(2j), and with h = eps^(2j) t, since t' = (1 - t^2)/2:
       T_j = E[eps^(2j) t^2] = (4 j (2j - 1) m_(2j-2) + m_(2j)) / 3,
   so T = (1/3, (4 + m2)/3, (24 m2 + m4)/3, (60 m4 + m6)/3) for j = 0..3, and
-      S_mu[j] = T_j,   S_sigma[j] = T_(j+1) - 2 (2j + 1) m_(2j) + m_(2j) = T_(j+1) - (4j + 1) m_(2j).
+      S_mu[j] = T_j,
+      S_sigma[j] = T_(j+1) - 2 (2j + 1) m_(2j) + m_(2j) = T_(j+1) - (4j + 1) m_(2j).
   (S_mu[0] = 1/3 and S_sigma[0] = (pi^2 + 3)/9 are the logistic's known Fisher informations.)
 
 The normal's Gaussian facts give the one non-polynomial problem (lognormal, normal only):
@@ -159,8 +160,8 @@ class ToyProblem(ABC):
     def __init__(self, family: str = "normal") -> None:
         if family not in self.families:
             raise ValueError(
-                f"problem {self.name} has closed forms for --distribution {', '.join(self.families)}"
-                f" only, got {family!r}"
+                f"problem {self.name} has closed forms for --distribution "
+                f"{', '.join(self.families)} only, got {family!r}"
             )
         self.family = FAMILIES[family]
 
@@ -222,7 +223,10 @@ class Linear(ToyProblem):
         fam, r2 = self.family, (mu / sigma) ** 2
         return {
             "pathwise": (0.0, fam.m2),
-            "score_function": (r2 * fam.s_mu[0] + fam.s_mu[1] - 1.0, r2 * fam.s_sigma[0] + fam.s_sigma[1]),
+            "score_function": (
+                r2 * fam.s_mu[0] + fam.s_mu[1] - 1.0,
+                r2 * fam.s_sigma[0] + fam.s_sigma[1],
+            ),
             "score_function_baseline": (fam.s_mu[1] - 1.0, fam.s_sigma[1]),
         }
 
@@ -241,7 +245,8 @@ class Quadratic(ToyProblem):
     score_function_baseline: (f - b) / sigma = B eps + C (eps^2 - m2), and
     E[(eps^2 - m2)^2 s^2] = S[2] - 2 m2 S[1] + m2^2 S[0]:
         Var_mu    = B^2 S_mu[1] + C^2 (S_mu[2] - 2 m2 S_mu[1] + m2^2 S_mu[0]) - B^2
-        Var_sigma = B^2 S_sigma[1] + C^2 (S_sigma[2] - 2 m2 S_sigma[1] + m2^2 S_sigma[0]) - 4 m2^2 C^2.
+        Var_sigma = B^2 S_sigma[1] + C^2 (S_sigma[2] - 2 m2 S_sigma[1] + m2^2 S_sigma[0])
+                    - 4 m2^2 C^2.
     Normal (m2 = 1, m4 = 3): pathwise (4 sigma^2, 4 mu^2 + 8 sigma^2); score_function
     (mu^4/sigma^2 + 14 mu^2 + 15 sigma^2, 2 mu^4/sigma^2 + 60 mu^2 + 74 sigma^2); baseline
     (8 mu^2 + 10 sigma^2, 40 mu^2 + 56 sigma^2). As sigma -> 0 (mu != 0) the score-function
@@ -274,9 +279,15 @@ class Quadratic(ToyProblem):
             return b**2 * s[1] + c**2 * (s[2] - 2.0 * fam.m2 * s[1] + fam.m2**2 * s[0])
 
         return {
-            "pathwise": (4.0 * fam.m2 * c**2, 4.0 * fam.m2 * mu**2 + 4.0 * (fam.m4 - fam.m2**2) * c**2),
+            "pathwise": (
+                4.0 * fam.m2 * c**2,
+                4.0 * fam.m2 * mu**2 + 4.0 * (fam.m4 - fam.m2**2) * c**2,
+            ),
             "score_function": (score(fam.s_mu) - mean2[0], score(fam.s_sigma) - mean2[1]),
-            "score_function_baseline": (centred(fam.s_mu) - mean2[0], centred(fam.s_sigma) - mean2[1]),
+            "score_function_baseline": (
+                centred(fam.s_mu) - mean2[0],
+                centred(fam.s_sigma) - mean2[1],
+            ),
         }
 
 
@@ -402,7 +413,8 @@ def one_sample_estimates(
     # One copy of theta per sample: the gradient of the batch-mean surrogate w.r.t. copy k is
     # sample k's one-sample estimate divided by N, so one backward pass gives all N.
     copies = [
-        torch.full((num_samples, 1), value, dtype=torch.float64, requires_grad=True) for value in params
+        torch.full((num_samples, 1), value, dtype=torch.float64, requires_grad=True)
+        for value in params
     ]
     q = sampler(*copies)
     with torch.random.fork_rng(devices=[]):
