@@ -105,7 +105,9 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     assert "d/dmu" in result.stdout and "d/dsigma" in result.stdout
 
     report = json.loads(out_json.read_text())
-    assert set(report) == {"problem", "mu", "sigma", "samples", "estimators"}
+    # The DESIGN.md keys, plus the noise family (normal unless --distribution says otherwise).
+    assert set(report) == {"problem", "mu", "sigma", "samples", "estimators", "distribution"}
+    assert report["distribution"] == "normal"
     assert (report["problem"], report["mu"], report["sigma"], report["samples"]) == ("quadratic", 1.0, 0.5, 2000)
     assert list(report["estimators"]) == list(ESTIMATORS)
     for name, entry in report["estimators"].items():
@@ -121,7 +123,8 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     ("args", "fragment"),
     [
         (["--problem", "cubic", "--mu", "0", "--sigma", "1", "--samples", "10"],
-         "invalid choice: 'cubic' (choose from 'linear', 'quadratic', 'residual', 'lognormal')"),
+         "invalid choice: 'cubic' (choose from 'linear', 'quadratic', 'residual', 'lognormal', "
+         "'exponential', 'categorical')"),
         (["--problem", "linear", "--mu", "0", "--sigma", "0", "--samples", "10"], "sigma must be > 0"),
         (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "0"], "--samples must be >= 2"),
     ],
