@@ -201,7 +201,9 @@ def _estimators_json(results: Results) -> dict[str, dict[str, list[float]]]:
     }
 
 
-def _plot(problem: ToyProblem, mu: float, sigma: float, num_samples: int, seed: int, out: Path) -> None:
+def _plot(
+    problem: ToyProblem, mu: float, sigma: float, num_samples: int, seed: int, out: Path
+) -> None:
     """Variance of each estimator against sigma in [sigma/100, sigma], one panel per parameter."""
     plt = _pyplot()
     sigmas = [sigma * 10.0 ** (k / 6.0 - 2.0) for k in range(13)]  # log-spaced, sigma/100 .. sigma
@@ -344,8 +346,9 @@ def _categorical_table(
     exact = problem.exact_gradient()
     header = (
         f"problem categorical: f(z) = costs . z, z ~ Categorical(softmax(logits)), "
-        f"logits {list(problem.logits)}, costs {list(problem.costs)}, temperature {args.temperature:g}; "
-        f"{args.samples} estimates of {args.draws} draws each, seed {args.seed}\n"
+        f"logits {list(problem.logits)}, costs {list(problem.costs)}, "
+        f"temperature {args.temperature:g}; {args.samples} estimates of {args.draws} draws "
+        f"each, seed {args.seed}\n"
         f"exact gradient p * (c - p . c) = [{', '.join(f'{g:.5g}' for g in exact)}]"
     )
     columns = (
@@ -365,19 +368,22 @@ def _categorical_table(
         analytic_trace = "-" if result.moments is None else f"{sum(result.moments.var):.5g}"
         lines.append(
             f"{name:<24} {'norms':<11} |bias| {result.bias_norm:.3g} (noise floor "
-            f"{result.noise_floor:.2g}), trace var {result.stats.var_trace:.5g} (analytic {analytic_trace})"
+            f"{result.noise_floor:.2g}), trace var {result.stats.var_trace:.5g} "
+            f"(analytic {analytic_trace})"
         )
     return "\n".join(lines)
 
 
 def _sweep_table(temperatures: Sequence[float], sweep: list[dict[str, CategoricalResult]]) -> str:
-    columns = f"{'temperature':>11} " + " ".join(f"{name + ' |bias|':>24} {'trace var':>10}" for name in RELAXED)
+    columns = f"{'temperature':>11} " + " ".join(
+        f"{name + ' |bias|':>24} {'trace var':>10}" for name in RELAXED
+    )
     lines = ["temperature sweep (bias = mean - exact gradient; |bias| below the noise floor "
              "sqrt(trace var / N) is not resolved)", columns, "-" * len(columns)]  # fmt: skip
     for temperature, results in zip(temperatures, sweep, strict=True):
         cells = [
-            f"{results[n].bias_norm:>13.3g} +- {results[n].noise_floor:<7.2g} {results[n].stats.var_trace:>10.4g}"
-            for n in RELAXED
+            f"{r.bias_norm:>13.3g} +- {r.noise_floor:<7.2g} {r.stats.var_trace:>10.4g}"
+            for r in (results[name] for name in RELAXED)
         ]
         lines.append(f"{temperature:>11g} " + " ".join(cells))
     return "\n".join(lines)
@@ -403,14 +409,20 @@ def _categorical_plot(
     floor = [r["gumbel_softmax"].noise_floor for r in sweep]
     axes[0].plot(temperatures, floor, ":", color="gray", label="noise floor sqrt(trace var / N)")
     exact_norm = float(torch.tensor(problem.exact_gradient()).norm())
-    axes[0].axhline(exact_norm, color="black", linestyle="-.", label="pathwise_hard (= |exact gradient|)")
+    axes[0].axhline(
+        exact_norm, color="black", linestyle="-.", label="pathwise_hard (= |exact gradient|)"
+    )
     for name, color in (("score_function", "tab:red"), ("score_function_baseline", "tab:orange")):
         moments = unbiased[name].moments
         assert moments is not None  # the score-function estimators have closed forms
         level = sum(moments.var)  # unbiased: its MSE is its variance
         for ax in axes[1:]:
             ax.axhline(level, color=color, linestyle="-.", label=f"{name} (unbiased, closed form)")
-    titles = ("|bias| = |E g - exact gradient|", "total variance (trace)", "mean squared error |bias|^2 + trace var")
+    titles = (
+        "|bias| = |E g - exact gradient|",
+        "total variance (trace)",
+        "mean squared error |bias|^2 + trace var",
+    )
     for ax, title in zip(axes, titles, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -419,8 +431,8 @@ def _categorical_plot(
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(
-        f"f(z) = c . z, z ~ Cat(softmax(theta)), theta {list(problem.logits)}, c {list(problem.costs)}; "
-        f"{args.samples} estimates of {args.draws} draws per temperature"
+        f"f(z) = c . z, z ~ Cat(softmax(theta)), theta {list(problem.logits)}, "
+        f"c {list(problem.costs)}; {args.samples} estimates of {args.draws} draws per temperature"
     )
     _save(fig, args.plot)
 
@@ -491,38 +503,56 @@ def _float_list(text: str) -> list[float]:
     try:
         return [float(item) for item in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        message = f"expected comma-separated numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m estimators.variance",
-        description="Mean and variance of gradient estimators on toy problems with known answers: "
-        "E_{z = mu + sigma eps}[f(z)] (linear, quadratic, residual, lognormal), E_{x ~ Exp(rate)}[x^2] "
-        "(exponential) and E_{z ~ Categorical}[c . z] (categorical).",
+        description="Mean and variance of gradient estimators on toy problems with known "
+        "answers: E_{z = mu + sigma eps}[f(z)] (linear, quadratic, residual, lognormal), "
+        "E_{x ~ Exp(rate)}[x^2] (exponential) and E_{z ~ Categorical}[c . z] (categorical).",
     )
     problems = [*PROBLEM_TYPES, ExponentialSecondMoment.name, "categorical"]
     parser.add_argument("--problem", required=True, choices=problems, help="toy objective")
     parser.add_argument("--samples", required=True, type=int, help="number N of estimates, >= 2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
-    parser.add_argument("--plot", type=Path, help="write a PNG: a sigma sweep over [sigma/100, "
-                        "sigma] (location-scale problems) or the temperature sweep (categorical)")  # fmt: skip
-    location = parser.add_argument_group("location-scale problems (linear, quadratic, residual, lognormal)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="write a PNG: a sigma sweep over [sigma/100, sigma] (location-scale problems) or "
+        "the temperature sweep (categorical)",
+    )
+    location = parser.add_argument_group(
+        "location-scale problems (linear, quadratic, residual, lognormal)"
+    )
     location.add_argument("--mu", type=float, help="location of z (residual: must be 0)")
-    location.add_argument("--sigma", type=float, help="scale of z, > 0 (the normal's standard deviation)")
-    location.add_argument("--distribution", choices=list(FAMILIES),
-                          help="family of the noise eps in z = mu + sigma eps (default normal)")  # fmt: skip
+    location.add_argument(
+        "--sigma", type=float, help="scale of z, > 0 (the normal's standard deviation)"
+    )
+    location.add_argument(
+        "--distribution",
+        choices=list(FAMILIES),
+        help="family of the noise eps in z = mu + sigma eps (default normal)",
+    )
     exponential = parser.add_argument_group("exponential problem")
     exponential.add_argument("--rate", type=float, help="rate of x ~ Exp(rate), > 0")
     categorical = parser.add_argument_group("categorical problem")
     categorical.add_argument("--logits", type=_float_list, help="K >= 2 logits, comma-separated")
     categorical.add_argument("--costs", type=_float_list, help="K costs c, comma-separated")
-    categorical.add_argument("--temperature", type=float, help="Gumbel-Softmax temperature, > 0 (default 1)")
-    categorical.add_argument("--temperatures", type=_float_list,
-                             help="temperatures to sweep, comma-separated, each > 0")  # fmt: skip
-    categorical.add_argument("--draws", type=int,
-                             help="draws S per estimate, >= 2 (the leave-one-out baseline needs two; default 2)")  # fmt: skip
+    categorical.add_argument(
+        "--temperature", type=float, help="Gumbel-Softmax temperature, > 0 (default 1)"
+    )
+    categorical.add_argument(
+        "--temperatures", type=_float_list, help="temperatures to sweep, comma-separated, each > 0"
+    )
+    categorical.add_argument(
+        "--draws",
+        type=int,
+        help="draws S per estimate, >= 2 (the leave-one-out baseline needs two; default 2)",
+    )
     return parser
 
 
@@ -563,7 +593,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 if not (math.isfinite(t) and t > 0):
                     raise ValueError(f"temperatures must be > 0 and finite, got {t:g}")
             if args.draws < 2:
-                raise ValueError(f"--draws must be >= 2 (the leave-one-out baseline needs two), got {args.draws}")
+                raise ValueError(
+                    f"--draws must be >= 2 (the leave-one-out baseline needs two), got {args.draws}"
+                )
             if args.plot is not None and args.temperatures is None:
                 raise ValueError("--plot for --problem categorical sweeps --temperatures: give them")
     except ValueError as err:

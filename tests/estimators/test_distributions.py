@@ -435,13 +435,17 @@ INVERSE_CDF = {
     ),
     "Weibull": (
         lambda: Weibull(torch.tensor(1.3, dtype=F64), torch.tensor(1.6, dtype=F64)),
-        lambda: torch.distributions.Weibull(torch.tensor(1.3, dtype=F64), torch.tensor(1.6, dtype=F64)),
+        lambda: torch.distributions.Weibull(
+            torch.tensor(1.3, dtype=F64), torch.tensor(1.6, dtype=F64)
+        ),
         lambda x: scipy.stats.weibull_min.pdf(x, 1.6, scale=1.3),
         (0.0, math.inf),
     ),
     "Kumaraswamy": (  # no scipy class: the density is written out, p = a b x^(a-1) (1 - x^a)^(b-1)
         lambda: Kumaraswamy(torch.tensor(2.0, dtype=F64), torch.tensor(3.5, dtype=F64)),
-        lambda: torch.distributions.Kumaraswamy(torch.tensor(2.0, dtype=F64), torch.tensor(3.5, dtype=F64)),
+        lambda: torch.distributions.Kumaraswamy(
+            torch.tensor(2.0, dtype=F64), torch.tensor(3.5, dtype=F64)
+        ),
         lambda x: 2.0 * 3.5 * x ** (2.0 - 1) * (1 - x**2.0) ** (3.5 - 1),
         (0.0, 1.0),
     ),
@@ -483,7 +487,11 @@ def test_inverse_cdf_samples_follow_the_distribution(name):
     m4 = ((x - mean) ** 4).mean()
     assert abs(mean - dist.mean) <= K_SE * (s2 / n).sqrt()
     assert abs(s2 - dist.variance) <= K_SE * ((m4 - s2**2) / n).sqrt()
-    assert scipy.stats.kstest(x.numpy(), lambda t: dist.cdf(torch.from_numpy(t)).numpy()).pvalue > 1e-3
+
+    def exact_cdf(t):
+        return dist.cdf(torch.from_numpy(t)).numpy()
+
+    assert scipy.stats.kstest(x.numpy(), exact_cdf).pvalue > 1e-3
 
 
 # name -> (constructor from a list of parameter tensors, parameter values)
@@ -507,7 +515,9 @@ def test_inverse_cdf_rsample_gradient_equals_finite_differences(name):
     h = 1e-6
     for i, p in enumerate(params):
         # per sample: a summed gradient could hide errors of opposite sign
-        per_sample = torch.stack([torch.autograd.grad(x[k], p, retain_graph=True)[0] for k in range(64)])
+        per_sample = torch.stack(
+            [torch.autograd.grad(x[k], p, retain_graph=True)[0] for k in range(64)]
+        )
         shifted = []
         for sign in (1.0, -1.0):
             moved = [q.detach() + (sign * h if j == i else 0.0) for j, q in enumerate(params)]
@@ -536,7 +546,9 @@ def test_inverse_cdf_gradient_is_the_implicit_derivative_from_scipy(name):
     xs = x.detach().numpy()
     h = 1e-6
     for i, p in enumerate(params):
-        autograd = torch.stack([torch.autograd.grad(x[k], p, retain_graph=True)[0] for k in range(16)])
+        autograd = torch.stack(
+            [torch.autograd.grad(x[k], p, retain_graph=True)[0] for k in range(16)]
+        )
         up = [v + (h if j == i else 0.0) for j, v in enumerate(values)]
         down = [v - (h if j == i else 0.0) for j, v in enumerate(values)]
         d_cdf = (cdf(xs, up) - cdf(xs, down)) / (2 * h)
@@ -548,8 +560,12 @@ def test_inverse_cdf_samples_stay_finite_at_the_ends_of_the_uniform_draw():
     for dtype in (torch.float32, F64):
         finfo = torch.finfo(dtype)
         u = torch.tensor([finfo.eps, 1.0 - finfo.eps], dtype=dtype)  # where rsample clamps u to
-        for dist in (Exponential(torch.tensor(2.0, dtype=dtype)), Weibull(torch.tensor(1.0, dtype=dtype), 0.5),
-                     Kumaraswamy(torch.tensor(0.5, dtype=dtype), 2.0), Logistic(torch.tensor(0.0, dtype=dtype), 1.0)):
+        for dist in (
+            Exponential(torch.tensor(2.0, dtype=dtype)),
+            Weibull(torch.tensor(1.0, dtype=dtype), 0.5),
+            Kumaraswamy(torch.tensor(0.5, dtype=dtype), 2.0),
+            Logistic(torch.tensor(0.0, dtype=dtype), 1.0),
+        ):
             x = dist.icdf(u)
             assert torch.isfinite(x).all() and torch.isfinite(dist.log_prob(x)).all(), (dist, x)
 

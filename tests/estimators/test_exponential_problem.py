@@ -71,7 +71,11 @@ def test_pathwise_gradient_is_minus_two_x_squared_over_rate_on_every_draw():
 
 def test_pathwise_beats_the_score_function():
     variances = {e: PROBLEM.moments(e, 1.0).var[0] for e in ESTIMATORS}
-    assert variances == {"pathwise": 80.0, "score_function": 488.0, "score_function_baseline": 436.0}
+    assert variances == {
+        "pathwise": 80.0,
+        "score_function": 488.0,
+        "score_function_baseline": 436.0,
+    }
 
 
 @pytest.mark.parametrize("rate", [0.0, -1.0, float("inf"), float("nan")])
