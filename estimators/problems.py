@@ -140,7 +140,7 @@ FAMILIES: dict[str, Family] = {
 class GradientMoments:
     """Closed-form mean and variance of a one-sample estimator, one entry per parameter."""
 
-    # Means: the true gradient, since every estimator here is unbiased.
+    # Means: the true gradient for every unbiased estimator (all of this module's).
     mean: tuple[float, ...]
     # Variances of the one-sample estimator.
     var: tuple[float, ...]

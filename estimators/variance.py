@@ -154,9 +154,9 @@ def gradient_stats(samples: Tensor, reference: Tensor | None = None) -> Gradient
 PARAM_NAMES = ("mu", "sigma")
 # How a table names the distribution of z, per family.
 FAMILY_LABELS = {
-    "normal": "z ~ N(mu={mu:g}, sigma={sigma:g}^2)",
-    "laplace": "z ~ Laplace(loc mu={mu:g}, scale sigma={sigma:g})",
-    "logistic": "z ~ Logistic(loc mu={mu:g}, scale sigma={sigma:g})",
+    "normal": "z ~ N(mu, sigma^2)",
+    "laplace": "z ~ Laplace(loc mu, scale sigma)",
+    "logistic": "z ~ Logistic(loc mu, scale sigma)",
 }
 
 # Per estimator: statistics of N one-sample estimates, and the closed form.
@@ -232,11 +232,8 @@ def _plot(
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8)
-    if problem.family.name == "normal":
-        family = f"N(mu={mu:g}, sigma^2)"
-    else:
-        family = f"{problem.family.name.capitalize()}(loc mu={mu:g}, scale sigma)"
-    fig.suptitle(f"{problem.formula}, z ~ {family}; {num_samples} estimates per point")
+    label = FAMILY_LABELS[problem.family.name]
+    fig.suptitle(f"{problem.formula}, {label}, mu={mu:g}; {num_samples} estimates per point")
     _save(fig, out)
 
 
@@ -259,9 +256,9 @@ def _save(fig: Any, out: Path) -> None:
 def _run_location_scale(args: argparse.Namespace) -> dict[str, object]:
     problem = toy_problem(args.problem, args.distribution)
     results = _measure(problem, args.mu, args.sigma, args.samples, args.seed)
-    label = FAMILY_LABELS[args.distribution].format(mu=args.mu, sigma=args.sigma)
     header = (
-        f"problem {problem.name}: {problem.formula}, {label}; "
+        f"problem {problem.name}: {problem.formula}, {FAMILY_LABELS[args.distribution]}, "
+        f"mu={args.mu:g}, sigma={args.sigma:g}; "
         f"{args.samples} one-sample estimates, seed {args.seed}"
     )
     print(_table(header, PARAM_NAMES, args.samples, results))

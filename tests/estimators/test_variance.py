@@ -196,7 +196,7 @@ def test_main_exponential_and_laplace_json(tmp_path, capsys):
     assert report["distribution"] == "laplace"
     moments = toy_problem("linear", "laplace").moments("score_function", 1.0, 0.5)
     assert report["estimators"]["score_function"]["analytic_var"] == list(moments.var)
-    assert "Laplace(loc mu=1, scale sigma=0.5)" in capsys.readouterr().out
+    assert "z ~ Laplace(loc mu, scale sigma), mu=1, sigma=0.5" in capsys.readouterr().out
 
 
 # The same entry point in-process (no interpreter start-up) for the remaining bad inputs.
