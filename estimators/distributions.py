@@ -1,8 +1,9 @@
 """Samplers written as z = g(params, eps): every `rsample` is differentiable in the parameters.
 
 Read top to bottom: argument checks, the diagonal Gaussian, the tanh-squashed Gaussian built
-on it, the other location-scale families (Laplace, Logistic, LogNormal), and finally the
-Gumbel-Softmax (Concrete) relaxation with its temperature schedules.
+on it, the inverse-CDF samplers (Exponential, Weibull, Kumaraswamy), the other location-scale
+families (Laplace, Logistic, LogNormal), and finally the Gumbel-Softmax (Concrete) relaxation
+with its temperature schedules.
 
 We build on `torch.distributions` wherever it already has the right sampler and density and
 write by hand only what it lacks; each hand-written part says why next to it. Every class is
@@ -39,12 +40,16 @@ Shape = torch.Size | list[int] | tuple[int, ...]
 __all__ = [
     "ConstantTemperature",
     "DiagNormal",
+    "Exponential",
     "ExponentialTemperature",
     "GumbelSoftmax",
+    "InverseCDF",
+    "Kumaraswamy",
     "Laplace",
     "LogNormal",
     "Logistic",
     "TanhNormal",
+    "Weibull",
 ]
 
 
@@ -254,6 +259,210 @@ class TanhNormal(Distribution):
 
 
 # --------------------------------------------------------------------------------------------
+# Inverse-CDF samplers: x = F^{-1}(u; theta), u ~ U(0, 1)
+# --------------------------------------------------------------------------------------------
+
+
+class InverseCDF(Distribution):
+    """Base of the samplers reparameterized through their inverse CDF (inverse transform sampling).
+
+    Any continuous distribution whose quantile function F^{-1}(u; theta) has a closed form is
+    reparameterizable: u ~ U(0, 1) is parameter-free noise and x = F^{-1}(u; theta) is
+    differentiable in theta. Differentiating F(x; theta) = u at fixed u gives the pathwise
+    derivative without inverting anything by hand:
+        dx/dtheta = -(dF/dtheta)(x; theta) / p(x; theta)        (implicit function theorem)
+    and autograd through `icdf` computes exactly this. Subclasses define `icdf`, `cdf`,
+    `log_prob`, `mean` and `variance`; the base draws u and owns `rsample`.
+
+    u is clamped into [eps, 1 - eps] (eps of the dtype: 1.2e-7 in float32, 2.2e-16 in float64)
+    because torch.rand can return exactly 0, where F^{-1} may be infinite, and because a u as
+    small as `tiny` still underflows x to 0 for a Weibull or Kumaraswamy with concentration < 1
+    (then log p(x) = inf). The clamp moves at most eps of mass in each tail onto its edge.
+    Element-wise (event shape ()), like torch's univariate distributions.
+    """
+
+    has_rsample = True
+
+    def __init__(self, like: Tensor, validate_args: bool | None) -> None:
+        # `like`: the broadcast parameters' shape, dtype and device, which the noise u takes.
+        self._noise_dtype, self._noise_device = like.dtype, like.device
+        super().__init__(like.shape, validate_args=validate_args)
+
+    def rsample(self, sample_shape: Shape = ()) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        finfo = torch.finfo(self._noise_dtype)
+        u = torch.rand(shape, dtype=self._noise_dtype, device=self._noise_device)
+        return self.icdf(u.clamp(min=finfo.eps, max=1.0 - finfo.eps))
+
+
+def _check_positive_pair(
+    validate_args: bool | None, **named: Tensor | float
+) -> tuple[Tensor, Tensor]:
+    """Broadcast two positive parameters; shape check always, value check when validating."""
+    tensors = {name: torch.as_tensor(value) for name, value in named.items()}
+    _require_broadcastable(**tensors)
+    if _validating(validate_args):
+        for name, value in tensors.items():
+            _require_positive(name, value)
+    first, second = torch.distributions.utils.broadcast_all(*named.values())
+    return first, second
+
+
+class Exponential(InverseCDF):
+    """Exponential(rate): x = F^{-1}(u) = -log(1 - u) / rate, u ~ U(0, 1).
+
+    F(x) = 1 - exp(-rate x); log p(x) = log rate - rate x (x >= 0); mean 1/rate,
+    variance 1/rate^2. Pathwise derivative dx/drate = -x / rate.
+    (torch's Exponential draws with `Tensor.exponential_`; this one is the inverse-CDF
+    construction, checked against it in tests/estimators.)
+
+    Shapes: rate (...); rsample(S) (*S, ...); log_prob(x), cdf(x), icdf(u) like x.
+    """
+
+    arg_constraints = {"rate": constraints.positive}  # noqa: RUF012 (torch's API)
+    support = constraints.nonnegative
+
+    def __init__(self, rate: Tensor | float, validate_args: bool | None = None) -> None:
+        (self.rate,) = torch.distributions.utils.broadcast_all(rate)
+        if _validating(validate_args):
+            _require_positive("rate", self.rate)
+        super().__init__(self.rate, validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.rate.reciprocal()  # E x = 1 / rate
+
+    @property
+    def variance(self) -> Tensor:
+        return self.rate.pow(-2)  # Var x = 1 / rate^2
+
+    def cdf(self, value: Tensor) -> Tensor:
+        return -torch.expm1(-self.rate * value)  # F = 1 - e^{-rate x}
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return -torch.log1p(-value) / self.rate  # F^{-1}(u) = -log(1 - u) / rate
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self.rate.log() - self.rate * value  # log p = log rate - rate x
+
+
+class Weibull(InverseCDF):
+    """Weibull(scale, concentration): x = scale * (-log(1 - u))^(1 / concentration).
+
+    With lambda = scale and k = concentration: F(x) = 1 - exp(-(x/lambda)^k),
+        log p(x) = log k - log lambda + (k - 1) log(x / lambda) - (x / lambda)^k   (x > 0),
+    mean lambda Gamma(1 + 1/k), variance lambda^2 [Gamma(1 + 2/k) - Gamma(1 + 1/k)^2].
+    k = 1 is Exponential(1 / lambda). Parameter names as torch.distributions.Weibull.
+
+    Shapes: scale, concentration (...) broadcastable; rsample(S) (*S, ...); log_prob(x) like x.
+    """
+
+    arg_constraints = {  # noqa: RUF012 (torch's API)
+        "scale": constraints.positive,
+        "concentration": constraints.positive,
+    }
+    support = constraints.positive
+
+    def __init__(
+        self,
+        scale: Tensor | float,
+        concentration: Tensor | float,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.scale, self.concentration = _check_positive_pair(
+            validate_args, scale=scale, concentration=concentration
+        )
+        super().__init__(self.scale, validate_args)
+
+    def _gamma_moment(self, n: float) -> Tensor:
+        return torch.lgamma(1.0 + n / self.concentration).exp()  # Gamma(1 + n/k)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.scale * self._gamma_moment(1.0)  # E x = lambda Gamma(1 + 1/k)
+
+    @property
+    def variance(self) -> Tensor:
+        # Var x = lambda^2 [Gamma(1 + 2/k) - Gamma(1 + 1/k)^2]
+        return self.scale.pow(2) * (self._gamma_moment(2.0) - self._gamma_moment(1.0).pow(2))
+
+    def cdf(self, value: Tensor) -> Tensor:
+        return -torch.expm1(-(value / self.scale).pow(self.concentration))  # 1 - e^{-(x/lambda)^k}
+
+    def icdf(self, value: Tensor) -> Tensor:
+        # F^{-1}(u) = lambda (-log(1 - u))^{1/k}
+        return self.scale * (-torch.log1p(-value)).pow(self.concentration.reciprocal())
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        k, t = self.concentration, value / self.scale
+        return k.log() - self.scale.log() + (k - 1.0) * t.log() - t.pow(k)
+
+
+class Kumaraswamy(InverseCDF):
+    """Kumaraswamy(a, b) on (0, 1): x = (1 - (1 - u)^(1/b))^(1/a) (Kumaraswamy 1980).
+
+    A Beta-like density with a closed-form CDF, so unlike the Beta it reparameterizes by
+    inversion (used as a Beta surrogate in stick-breaking VAEs, Nalisnick & Smyth 2017):
+        F(x) = 1 - (1 - x^a)^b,   log p(x) = log a + log b + (a - 1) log x + (b - 1) log(1 - x^a),
+        E x^n = b B(1 + n/a, b) = b Gamma(1 + n/a) Gamma(b) / Gamma(1 + n/a + b).
+    a = concentration1, b = concentration0, as torch.distributions.Kumaraswamy names them.
+
+    Shapes: concentration1, concentration0 (...) broadcastable; rsample(S) (*S, ...).
+    """
+
+    arg_constraints = {  # noqa: RUF012
+        "concentration1": constraints.positive,
+        "concentration0": constraints.positive,
+    }
+    support = constraints.unit_interval
+
+    def __init__(
+        self,
+        concentration1: Tensor | float,
+        concentration0: Tensor | float,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.concentration1, self.concentration0 = _check_positive_pair(
+            validate_args, concentration1=concentration1, concentration0=concentration0
+        )
+        super().__init__(self.concentration1, validate_args)
+
+    def _raw_moment(self, n: float) -> Tensor:
+        a, b = self.concentration1, self.concentration0
+        # E x^n = b Gamma(1 + n/a) Gamma(b) / Gamma(1 + n/a + b), summed in logs
+        shifted = 1.0 + n / a
+        log_moment = b.log() + torch.lgamma(shifted) + torch.lgamma(b) - torch.lgamma(shifted + b)
+        return log_moment.exp()
+
+    @property
+    def mean(self) -> Tensor:
+        return self._raw_moment(1.0)
+
+    @property
+    def variance(self) -> Tensor:
+        return self._raw_moment(2.0) - self._raw_moment(1.0).pow(2)  # E x^2 - (E x)^2
+
+    def cdf(self, value: Tensor) -> Tensor:
+        # F = 1 - (1 - x^a)^b, as -expm1(b log(1 - x^a))
+        return -torch.expm1(self.concentration0 * torch.log1p(-value.pow(self.concentration1)))
+
+    def icdf(self, value: Tensor) -> Tensor:
+        # F^{-1}(u) = (1 - (1 - u)^{1/b})^{1/a}, with 1 - (1 - u)^{1/b} = -expm1(log(1 - u) / b)
+        inner = -torch.expm1(torch.log1p(-value) / self.concentration0)
+        return inner.pow(self.concentration1.reciprocal())
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        a, b = self.concentration1, self.concentration0
+        return a.log() + b.log() + (a - 1.0) * value.log() + (b - 1.0) * torch.log1p(-value.pow(a))
+
+
+# --------------------------------------------------------------------------------------------
 # Other location-scale families and the exponential of a Gaussian
 # --------------------------------------------------------------------------------------------
 
@@ -275,12 +484,13 @@ class Laplace(TorchLaplace):
         super().__init__(loc, scale, validate_args=validate_args)
 
 
-class Logistic(Distribution):
-    """Logistic(loc, scale): z = loc + scale * logit(v), v ~ U(0, 1).
+class Logistic(InverseCDF):
+    """Logistic(loc, scale): z = F^{-1}(v) = loc + scale * logit(v), v ~ U(0, 1).
 
     Hand-written: torch has no Logistic distribution (its documented recipe,
     `TransformedDistribution(Uniform(0, 1), [SigmoidTransform().inv, AffineTransform])`, has no
-    entropy or moments, and its uniform draw can be exactly 0, giving -inf).
+    entropy or moments, and its uniform draw can be exactly 0, giving -inf). An inverse-CDF
+    sampler: `InverseCDF.rsample` draws v away from 0 and 1.
 
     Density, with t = (z - loc) / scale:
         log p(z) = -t - 2 softplus(-t) - log scale     (= log[e^-t / (scale (1 + e^-t)^2)])
@@ -291,14 +501,13 @@ class Logistic(Distribution):
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}  # noqa: RUF012
     support = constraints.real
-    has_rsample = True
 
     def __init__(
         self, loc: Tensor | float, scale: Tensor | float, validate_args: bool | None = None
     ) -> None:
         _check_loc_scale(loc, scale, validate_args)
         self.loc, self.scale = torch.distributions.utils.broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
+        super().__init__(self.loc, validate_args)
 
     @property
     def mean(self) -> Tensor:
@@ -313,13 +522,6 @@ class Logistic(Distribution):
 
     def icdf(self, value: Tensor) -> Tensor:
         return self.loc + self.scale * torch.logit(value)
-
-    def rsample(self, sample_shape: Shape = ()) -> Tensor:
-        shape = self._extended_shape(torch.Size(sample_shape))
-        finfo = torch.finfo(self.loc.dtype)
-        # v in [tiny, 1 - eps] keeps logit(v) finite (torch.rand can return exactly 0).
-        v = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)
-        return self.icdf(v.clamp(min=finfo.tiny, max=1.0 - finfo.eps))
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

@@ -1,8 +1,11 @@
 """Toy problems: closed forms are right, and every estimator is unbiased with that variance.
 
-Two independent checks of each closed form:
-1. Gauss-Hermite quadrature of the one-sample estimator written out in eps (deterministic;
-   exact for the polynomial problems, accurate to ~1e-12 for exp(z));
+Two independent checks of each closed form, for every location-scale family:
+1. quadrature of the one-sample estimator written out in eps, with f' by autograd and the
+   score by autograd of torch.distributions' log-density (logistic: log sigmoid(t) +
+   log sigmoid(-t) - log s, a form of its own): Gauss-Hermite (normal), Gauss-Laguerre on each
+   half-line (laplace), Gauss-Legendre on [-80, 80] (logistic). Deterministic; exact or
+   accurate to ~1e-12 relative, so rtol 1e-9 fails on any factor error;
 2. Monte Carlo through the library's own samplers and surrogates (`one_sample_gradients`),
    with tolerances from the standard errors of the sample mean and sample variance.
 """
@@ -15,28 +18,69 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from estimators.problems import ESTIMATORS, PROBLEMS, one_sample_gradients
+from estimators.problems import ESTIMATORS, FAMILIES, PROBLEMS, one_sample_gradients, toy_problem
 
-# (problem, mu, sigma) points; residual fixes mu = 0. Moderate sigma keeps the 4th moments of
-# the score-function estimators (and so the standard error of their variance) finite and usable.
+# (problem, family, mu, sigma) points; residual fixes mu = 0. Moderate sigma keeps the 4th
+# moments of the score-function estimators (and so the standard error of their variance)
+# finite and usable.
 POINTS = [
-    ("linear", 0.7, 0.6),
-    ("quadratic", 0.7, 0.6),
-    ("quadratic", 1.0, 0.1),
-    ("residual", 0.0, 0.6),
-    ("lognormal", 0.3, 0.5),
+    ("linear", "normal", 0.7, 0.6),
+    ("quadratic", "normal", 0.7, 0.6),
+    ("quadratic", "normal", 1.0, 0.1),
+    ("residual", "normal", 0.0, 0.6),
+    ("lognormal", "normal", 0.3, 0.5),
+    ("linear", "laplace", 0.7, 0.6),
+    ("quadratic", "laplace", 0.7, 0.6),
+    ("residual", "laplace", 0.0, 0.6),
+    ("linear", "logistic", 0.7, 0.6),
+    ("quadratic", "logistic", 0.7, 0.6),
+    ("quadratic", "logistic", 1.0, 0.1),
 ]
 NUM_SAMPLES = 40_000
 # Number of standard errors allowed: P(|N(0,1)| > 4) = 6e-5 per comparison.
 K_SE = 4.0
 
 
-def quadrature_estimates(problem_name: str, estimator: str, mu: float, sigma: float):
-    """The one-sample estimator at the Gauss-Hermite nodes eps_j, and the weights (sum 1)."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(100)  # weight exp(-eps^2/2)
+def family_quadrature(family: str) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes eps_j and weights w_j (sum 1) with sum_j w_j h(eps_j) ~ E[h(eps)] for the family's
+    standard noise."""
+    if family == "normal":
+        nodes, weights = np.polynomial.hermite_e.hermegauss(100)  # weight exp(-eps^2/2)
+    elif family == "laplace":
+        half, half_w = np.polynomial.laguerre.laggauss(60)  # weight exp(-x) on [0, inf)
+        nodes, weights = np.concatenate([-half, half]), np.concatenate([half_w, half_w])
+    else:  # logistic density sech^2(eps/2)/4 on [-80, 80], mirrored Gauss-Legendre halves
+        x, w = np.polynomial.legendre.leggauss(600)
+        half, half_w = (x + 1.0) * 40.0, w * 40.0
+        nodes, weights = np.concatenate([-half, half]), np.concatenate([half_w, half_w])
+        weights = weights * 0.25 / np.cosh(nodes / 2.0) ** 2
+    return nodes, weights / weights.sum()
+
+
+def reference_log_prob(family: str, z, mu, sigma):
+    if family == "normal":
+        return torch.distributions.Normal(mu, sigma).log_prob(z)
+    if family == "laplace":
+        return torch.distributions.Laplace(mu, sigma).log_prob(z)
+    t = (z - mu) / sigma  # logistic: p = sigmoid(t) sigmoid(-t) / s
+    return F.logsigmoid(t) + F.logsigmoid(-t) - torch.log(sigma)
+
+
+def reference_score(family: str, z, mu: float, sigma: float):
+    """d log q(z_j) / d(mu, sigma) by autograd, one copy of (mu, sigma) per node: (J,) -> (J, 2)."""
+    mu_j = torch.full_like(z, mu, requires_grad=True)
+    sigma_j = torch.full_like(z, sigma, requires_grad=True)
+    grads = torch.autograd.grad(reference_log_prob(family, z, mu_j, sigma_j).sum(), [mu_j, sigma_j])
+    return torch.stack(grads, dim=1)  # 2 x (J,) -> (J, 2)
+
+
+def quadrature_estimates(problem_name: str, family: str, estimator: str, mu: float, sigma: float):
+    """The one-sample estimator at the quadrature nodes eps_j (J, 2), and the weights (J,)."""
+    nodes, weights = family_quadrature(family)
     eps = torch.tensor(nodes, dtype=torch.float64)
-    problem = PROBLEMS[problem_name]
+    problem = toy_problem(problem_name, family)
     z = (mu + sigma * eps).requires_grad_()
     f = problem.f(z)
     (f_prime,) = torch.autograd.grad(f.sum(), z)  # f'(z) by autograd, not from the closed forms
@@ -45,26 +89,45 @@ def quadrature_estimates(problem_name: str, estimator: str, mu: float, sigma: fl
         g = torch.stack([f_prime, f_prime * eps], dim=1)
     else:
         b = problem.expected_value(mu, sigma) if estimator == "score_function_baseline" else 0.0
-        score = torch.stack([eps / sigma, (eps**2 - 1) / sigma], dim=1)  # d log N / d(mu, sigma)
-        g = (f - b).unsqueeze(1) * score
-    return g, torch.tensor(weights / weights.sum(), dtype=torch.float64)
+        g = (f - b).unsqueeze(1) * reference_score(family, z.detach(), mu, sigma)
+    return g, torch.tensor(weights, dtype=torch.float64)
 
 
-@pytest.mark.parametrize(("problem_name", "mu", "sigma"), POINTS)
+@pytest.mark.parametrize(("problem_name", "family", "mu", "sigma"), POINTS)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_closed_forms_equal_quadrature(problem_name, mu, sigma, estimator):
-    g, w = quadrature_estimates(problem_name, estimator, mu, sigma)
+def test_closed_forms_equal_quadrature(problem_name, family, mu, sigma, estimator):
+    g, w = quadrature_estimates(problem_name, family, estimator, mu, sigma)
     mean = (w.unsqueeze(1) * g).sum(0)  # (J, 2) -> (2,)
     var = (w.unsqueeze(1) * (g - mean) ** 2).sum(0)  # (J, 2) -> (2,)
-    moments = PROBLEMS[problem_name].moments(estimator, mu, sigma)
+    moments = toy_problem(problem_name, family).moments(estimator, mu, sigma)
     scale = 1.0 + max(abs(v) for v in moments.var)
     np.testing.assert_allclose(mean.numpy(), moments.mean, rtol=1e-9, atol=1e-9 * scale)
     np.testing.assert_allclose(var.numpy(), moments.var, rtol=1e-9, atol=1e-9 * scale)
 
 
-@pytest.mark.parametrize(("problem_name", "mu", "sigma"), POINTS)
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_family_moments_equal_quadrature(family):
+    """m2, m4 and the six score moments of each family, against quadrature of the scores
+    differentiated by autograd (a factor error in any one of them fails)."""
+    nodes, weights = family_quadrature(family)
+    eps = torch.tensor(nodes, dtype=torch.float64)
+    w = torch.tensor(weights, dtype=torch.float64)
+    scores = reference_score(family, eps, 0.0, 1.0)  # (J, 2): s_mu, s_sigma at mu 0, sigma 1
+    fam = FAMILIES[family]
+    expected = {"m2": (w * eps**2).sum(), "m4": (w * eps**4).sum()}
+    for j in range(3):
+        expected[f"s_mu[{j}]"] = (w * eps ** (2 * j) * scores[:, 0] ** 2).sum()
+        expected[f"s_sigma[{j}]"] = (w * eps ** (2 * j) * scores[:, 1] ** 2).sum()
+    got = {"m2": fam.m2, "m4": fam.m4}
+    got |= {f"s_mu[{j}]": fam.s_mu[j] for j in range(3)}
+    got |= {f"s_sigma[{j}]": fam.s_sigma[j] for j in range(3)}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(float(value), rel=1e-9), key
+
+
+@pytest.mark.parametrize(("problem_name", "family", "mu", "sigma"), POINTS)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_estimator_is_unbiased_with_closed_form_variance(problem_name, mu, sigma, estimator):
+def test_estimator_is_unbiased_with_closed_form_variance(problem_name, family, mu, sigma, estimator):
     """Sample mean within 4 SE of the true gradient; sample variance within 4 SE of Var.
 
     SE(mean) = sqrt(s^2 / N). SE(s^2) = sqrt((m4 - s^4 (N - 3)/(N - 1)) / N), the standard
@@ -72,8 +135,9 @@ def test_estimator_is_unbiased_with_closed_form_variance(problem_name, mu, sigma
     (pathwise d/dmu of the linear f) have SE 0: they may differ from the truth only by float64
     rounding of the per-sample gradient, bounded by 1e-12.
     """
-    moments = PROBLEMS[problem_name].moments(estimator, mu, sigma)
-    g = one_sample_gradients(PROBLEMS[problem_name], estimator, mu, sigma, NUM_SAMPLES, seed=1)
+    problem = toy_problem(problem_name, family)
+    moments = problem.moments(estimator, mu, sigma)
+    g = one_sample_gradients(problem, estimator, mu, sigma, NUM_SAMPLES, seed=1)
     n = g.shape[0]
     mean = g.mean(0)  # (N, 2) -> (2,)
     s2 = g.var(0)  # (N, 2) -> (2,)
@@ -130,3 +194,20 @@ def test_bad_points_raise_one_line_value_error(problem_name, mu, sigma, fragment
 def test_unknown_estimator_lists_valid_names():
     with pytest.raises(ValueError, match="pathwise, score_function, score_function_baseline"):
         one_sample_gradients(PROBLEMS["linear"], "reinforce", 0.0, 1.0, 10, seed=0)
+
+
+def test_lognormal_has_closed_forms_for_the_normal_only():
+    with pytest.raises(ValueError, match="lognormal has closed forms for --distribution normal only"):
+        toy_problem("lognormal", "laplace")
+    with pytest.raises(ValueError, match="valid: normal, laplace, logistic"):
+        toy_problem("linear", "cauchy")
+
+
+def test_heavier_tailed_families_change_the_closed_forms():
+    """Same (mu, sigma), different family: the quadratic's gradient scales with m2, and the
+    pathwise d/dsigma variance with the excess kurtosis m4 - m2^2."""
+    mu, sigma = 0.5, 0.8
+    moments = {fam: toy_problem("quadratic", fam).moments("pathwise", mu, sigma) for fam in FAMILIES}
+    assert moments["laplace"].mean[1] == pytest.approx(2 * 2.0 * sigma)  # m2 = 2
+    assert moments["logistic"].mean[1] == pytest.approx(2 * math.pi**2 / 3 * sigma)
+    assert moments["laplace"].var[1] == pytest.approx(4 * 2 * mu**2 + 4 * (24 - 4) * sigma**2)

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from estimators.categorical import CATEGORICAL_ESTIMATORS, CategoricalProblem
 from estimators.distributions import DiagNormal
+from estimators.exponential_problem import ExponentialSecondMoment
 from estimators.gradients import pathwise_surrogate
-from estimators.problems import ESTIMATORS, PROBLEMS
+from estimators.problems import ESTIMATORS, PROBLEMS, toy_problem
 from estimators.variance import gradient_samples, gradient_stats, main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +107,9 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     assert "d/dmu" in result.stdout and "d/dsigma" in result.stdout
 
     report = json.loads(out_json.read_text())
-    assert set(report) == {"problem", "mu", "sigma", "samples", "estimators"}
+    # The DESIGN.md keys, plus the noise family (normal unless --distribution says otherwise).
+    assert set(report) == {"problem", "mu", "sigma", "samples", "estimators", "distribution"}
+    assert report["distribution"] == "normal"
     assert (report["problem"], report["mu"], report["sigma"], report["samples"]) == ("quadratic", 1.0, 0.5, 2000)
     assert list(report["estimators"]) == list(ESTIMATORS)
     for name, entry in report["estimators"].items():
@@ -121,7 +125,8 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     ("args", "fragment"),
     [
         (["--problem", "cubic", "--mu", "0", "--sigma", "1", "--samples", "10"],
-         "invalid choice: 'cubic' (choose from 'linear', 'quadratic', 'residual', 'lognormal')"),
+         "invalid choice: 'cubic' (choose from 'linear', 'quadratic', 'residual', 'lognormal', "
+         "'exponential', 'categorical')"),
         (["--problem", "linear", "--mu", "0", "--sigma", "0", "--samples", "10"], "sigma must be > 0"),
         (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "0"], "--samples must be >= 2"),
     ],
@@ -132,6 +137,66 @@ def test_cli_bad_input_exits_2_with_one_error_line(args, fragment):
     assert result.stdout == ""
     error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr
+
+
+def test_main_categorical_sweep_writes_table_json_and_plot(tmp_path, capsys):
+    out_json, out_png = tmp_path / "c.json", tmp_path / "c.png"
+    code = main([
+        "--problem", "categorical", "--logits", "1,0,-1", "--costs", "1,2,4", "--samples", "3000",
+        "--temperature", "0.5", "--temperatures", "0.1,1,10", "--json", str(out_json),
+        "--plot", str(out_png),
+    ])  # fmt: skip
+    assert code == 0
+    stdout = capsys.readouterr().out
+    for name in CATEGORICAL_ESTIMATORS:
+        assert name in stdout
+    assert "temperature sweep" in stdout and "d/dlogit2" in stdout
+    report = json.loads(out_json.read_text())
+    assert set(report) == {
+        "problem", "logits", "costs", "temperature", "samples", "draws", "exact_gradient",
+        "estimators", "sweep",
+    }  # fmt: skip
+    problem = CategoricalProblem((1.0, 0.0, -1.0), (1.0, 2.0, 4.0))
+    assert report["exact_gradient"] == list(problem.exact_gradient())
+    assert (report["temperature"], report["samples"], report["draws"]) == (0.5, 3000, 2)
+    assert list(report["estimators"]) == list(CATEGORICAL_ESTIMATORS)
+    for name, entry in report["estimators"].items():
+        assert set(entry) == {"mean", "var", "bias", "bias_norm", "var_trace", "analytic_mean", "analytic_var"}
+        bias = [m - g for m, g in zip(entry["mean"], report["exact_gradient"], strict=True)]
+        assert entry["bias"] == pytest.approx(bias, abs=1e-12)
+        assert entry["bias_norm"] == pytest.approx(math.hypot(*bias))
+        assert entry["var_trace"] == pytest.approx(sum(entry["var"]))
+        moments = problem.moments(name, 2)
+        assert entry["analytic_var"] == (None if moments is None else list(moments.var))
+    assert report["estimators"]["pathwise_hard"]["mean"] == [0.0, 0.0, 0.0]
+    sweep = report["sweep"]
+    assert sweep["temperatures"] == [0.1, 1.0, 10.0]
+    for name in ("gumbel_softmax", "straight_through"):
+        assert len(sweep[name]["bias_norm"]) == len(sweep[name]["var_trace"]) == 3
+        assert sweep[name]["var_trace"][0] > sweep[name]["var_trace"][2]  # variance falls with T
+        assert sweep[name]["bias_norm"][0] < sweep[name]["bias_norm"][2]  # bias grows with T
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_main_exponential_and_laplace_json(tmp_path, capsys):
+    out = tmp_path / "e.json"
+    assert main(["--problem", "exponential", "--rate", "2", "--samples", "500", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report) == {"problem", "rate", "samples", "estimators"}
+    for name, entry in report["estimators"].items():
+        moments = ExponentialSecondMoment().moments(name, 2.0)
+        assert (entry["analytic_mean"], entry["analytic_var"]) == (list(moments.mean), list(moments.var))
+        assert len(entry["mean"]) == len(entry["var"]) == 1
+    assert "d/drate" in capsys.readouterr().out
+
+    out = tmp_path / "l.json"
+    args = ["--problem", "linear", "--mu", "1", "--sigma", "0.5", "--distribution", "laplace"]
+    assert main([*args, "--samples", "500", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["distribution"] == "laplace"
+    moments = toy_problem("linear", "laplace").moments("score_function", 1.0, 0.5)
+    assert report["estimators"]["score_function"]["analytic_var"] == list(moments.var)
+    assert "z ~ Laplace(loc mu, scale sigma), mu=1, sigma=0.5" in capsys.readouterr().out
 
 
 # The same entry point in-process (no interpreter start-up) for the remaining bad inputs.
@@ -145,6 +210,33 @@ def test_cli_bad_input_exits_2_with_one_error_line(args, fragment):
         (["--problem", "linear", "--mu", "inf", "--sigma", "1", "--samples", "10"], "mu must be finite"),
         (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "-5"], "--samples must be >= 2"),
         (["--problem", "residual", "--mu", "1", "--sigma", "1", "--samples", "10"], "residual fixes mu at 0"),
+        (["--problem", "linear", "--sigma", "1", "--samples", "10"], "--problem linear needs --mu"),
+        (["--problem", "lognormal", "--mu", "0", "--sigma", "1", "--distribution", "laplace", "--samples", "10"],
+         "lognormal has closed forms for --distribution normal only"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--rate", "2", "--samples", "10"],
+         "--rate does not apply to --problem linear"),
+        (["--problem", "exponential", "--samples", "10"], "--problem exponential needs --rate"),
+        (["--problem", "exponential", "--rate", "0", "--samples", "10"], "rate must be > 0"),
+        (["--problem", "exponential", "--rate", "1", "--mu", "0", "--samples", "10"],
+         "--mu does not apply to --problem exponential"),
+        (["--problem", "exponential", "--rate", "1", "--samples", "10", "--plot", "x.png"],
+         "--plot is not available for --problem exponential"),
+        (["--problem", "categorical", "--logits", "1,0", "--samples", "10"], "needs --costs"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2,3", "--samples", "10"],
+         "3 costs vs 2 logits"),
+        (["--problem", "categorical", "--logits", "1", "--costs", "1", "--samples", "10"], "K >= 2 categories"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--temperature", "0", "--samples", "10"],
+         "temperatures must be > 0"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--temperatures", "1,-2", "--samples", "10"],
+         "temperatures must be > 0 and finite, got -2"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--draws", "1", "--samples", "10"],
+         "--draws must be >= 2"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--samples", "10", "--plot", "x.png"],
+         "--plot for --problem categorical sweeps --temperatures"),
+        (["--problem", "categorical", "--logits", "1,a", "--costs", "1,2", "--samples", "10"],
+         "expected comma-separated numbers, got '1,a'"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--sigma", "1", "--samples", "10"],
+         "--sigma does not apply to --problem categorical"),
     ],
 )  # fmt: skip
 def test_main_bad_input_exits_2(args, fragment, capsys):
