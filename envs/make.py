@@ -62,11 +62,11 @@ def _check_id(env_id: str) -> None:
     raise ValueError(f"unknown env id {env_id!r}; {hint}")
 
 
-def _make_base(env_id: str) -> gym.Env:
+def _make_base(env_id: str, render_mode: str | None = None) -> gym.Env:
     """gymnasium.make with bad input (missing MuJoCo, non-Box spaces) turned into ValueError."""
     _check_id(env_id)
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, render_mode=render_mode)
     except gym.error.DependencyNotInstalled as e:
         entry_point = str(gym.registry[env_id].entry_point)
         if "mujoco" in entry_point:
@@ -95,14 +95,18 @@ def _rescaled(env: gym.Env) -> RescaleAction:
     return RescaleAction(env, min_action=-ones, max_action=ones)
 
 
-def make_env(env_id: str, seed: int) -> gym.Env:
-    """One env acting in [-1, 1]^A with episode statistics, seeded and already reset once.
+def make_env(env_id: str, seed: int, render_mode: str | None = None, rescale: bool = True) -> gym.Env:
+    """One env with episode statistics, seeded and already reset once.
 
+    It acts in [-1, 1]^A (`rescale`, what the learners train in) or, with rescale=False, in the
+    task's own action bounds (for a policy from agents.load_policy). `render_mode="rgb_array"`
+    makes `env.render()` return frames (see envs.video for rendering without a display).
     `env.reset(seed=seed)` seeds its np_random and `action_space.seed(seed)` its sampler, so
     the caller's next `env.reset()` (no seed) continues the seeded stream.
     Raises ValueError for an unknown id, a discrete action space or missing MuJoCo.
     """
-    env = RecordEpisodeStatistics(_rescaled(_make_base(env_id)))
+    base = _make_base(env_id, render_mode)
+    env = RecordEpisodeStatistics(_rescaled(base) if rescale else base)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env
