@@ -49,8 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--video writes an MP4; give a path ending in .mp4, got {args.video}")
     try:
         policy = load_policy(args.run, deterministic=not args.stochastic)
-        if args.video is not None:
-            prepare_rendering(policy.env_id)
+        renderer = prepare_rendering(policy.env_id) if args.video is not None else None
         env = make_env(policy.env_id, args.seed, rescale=False,
                        render_mode="rgb_array" if args.video is not None else None)
     except ValueError as e:  # RunError, RenderError, an env that cannot be built
@@ -74,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes > 1:
         print(f"mean return {np.mean(returns):.2f} +- {np.std(returns):.2f} over {args.episodes} episodes")
     if video is not None:
-        print(f"wrote {video.path} ({video.frames} frames at {frames_per_second(env):g} fps)")
+        print(f"wrote {video.path} ({video.frames} frames at {frames_per_second(env):g} fps, "
+              f"drawn with {renderer})")
     return 0
 
 

@@ -81,16 +81,17 @@ def choose_gl_backend(candidates: tuple[str, ...] = GL_BACKENDS) -> str:
                       f"{packages}, e.g. as root: bash scripts/setup.sh")
 
 
-def prepare_rendering(env_id: str) -> None:
-    """Make `env_id`'s rgb_array frames work headless; raise RenderError saying what is missing."""
+def prepare_rendering(env_id: str) -> str:
+    """Make `env_id`'s rgb_array frames work headless and return what draws them (the MuJoCo GL
+    platform, or pygame); raise RenderError saying what is missing."""
     if "mujoco" in str(gym.registry[env_id].entry_point):
-        choose_gl_backend()
-    elif importlib.util.find_spec("pygame") is None:
+        return choose_gl_backend()
+    if importlib.util.find_spec("pygame") is None:
         raise RenderError(f"rendering {env_id} needs pygame: pip install pygame "
                           '(or pip install "gymnasium[classic-control]")')
-    else:
-        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's greeting on import
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # frames go to a surface, no window
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's greeting on import
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # frames go to a surface, no window
+    return "pygame"
 
 
 def frames_per_second(env: gym.Env) -> float:

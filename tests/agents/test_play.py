@@ -34,7 +34,7 @@ def test_pendulum_episodes_are_printed_and_filmed(pendulum_run: Path, tmp_path: 
     assert episode_lengths(out) == [200]
     # One frame after the reset and one after every step; pygame draws 500 x 500 at 30 fps.
     assert read_video(video) == (200 + 1, (500, 500), 30.0)
-    assert "(201 frames at 30 fps)" in out
+    assert "(201 frames at 30 fps, drawn with pygame)" in out
 
 
 def test_a_mujoco_task_renders_headless(reinforce_run: Path, tmp_path: Path,
@@ -48,6 +48,7 @@ def test_a_mujoco_task_renders_headless(reinforce_run: Path, tmp_path: Path,
     # gymnasium's MuJoCo frames are 480 x 480, at 1 / dt = 25 frames per second here.
     assert read_video(video) == (sum(lengths) + 2, (480, 480), 25.0)
     assert os.environ["MUJOCO_GL"] in ("egl", "osmesa")
+    assert f"drawn with {os.environ['MUJOCO_GL']})" in out
 
 
 def test_the_same_seed_plays_the_same_episodes(pendulum_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
