@@ -100,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     obs_dim, act_dim = policy.observation_space.shape[0], policy.action_space.shape[0]
     export_onnx(policy, args.onnx, args.opset)
-    run = policy.run
-    print(f"wrote {args.onnx}: {run.kind} {policy.env_id} checkpoint {run.checkpoint.name} (step {run.step}), "
+    print(f"wrote {args.onnx}: {policy.kind} {policy.env_id} checkpoint {policy.checkpoint.name} (step {policy.step}), "
           f"opset {args.opset}, input obs (batch, {obs_dim}) float32 -> action (batch, {act_dim}) "
           f"in [{policy.action_space.low.min():g}, {policy.action_space.high.max():g}]")
     difference = max_difference(policy, args.onnx, args.check, args.seed)

@@ -56,10 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    run = policy.run
     mode = "stochastic" if args.stochastic else "deterministic"
-    print(f"{run.kind} run {run.path} ({policy.env_id}), checkpoint {run.checkpoint.name} "
-          f"(step {run.step}), {mode} policy, seed {args.seed}")
+    print(f"{policy.kind} run {args.run} ({policy.env_id}), checkpoint {policy.checkpoint.name} "
+          f"(step {policy.step}), {mode} policy, seed {args.seed}")
     video = VideoWriter(args.video, frames_per_second(env)) if args.video is not None else None
     try:
         returns, lengths = run_episodes(env, policy, args.episodes, policy.device, video,

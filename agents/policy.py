@@ -25,8 +25,9 @@ class Policy(nn.Module):
     """A run's actor, acting in the env's own action bounds; no gradients.
 
     `deterministic`: the mode bias + scale * tanh(loc(s)) (what training evaluates), else a
-    sample from the policy (torch's global RNG). Attributes: `env_id`, `observation_space`,
-    `action_space` (the task's own), `run` (directory, config, checkpoint it came from).
+    sample from the policy (torch's global RNG). Attributes: `kind` (sac or reinforce), `env_id`,
+    `observation_space`, `action_space` (the task's own), `checkpoint` (the file it came from)
+    and `step` (its env step).
 
     Shapes:
         obs      (N, obs_dim) tensor or array (a single (obs_dim,) observation works too)
@@ -36,8 +37,10 @@ class Policy(nn.Module):
     def __init__(self, actor: TanhGaussianActor, run: Run, observation_space: Box,
                  action_space: Box, deterministic: bool) -> None:
         super().__init__()
-        self.actor, self.run, self.deterministic = actor, run, deterministic
-        self.env_id, self.observation_space, self.action_space = run.env_id, observation_space, action_space
+        self.actor, self.deterministic = actor, deterministic
+        # What it came from, without the checkpoint's contents (a replay buffer can be GiBs).
+        self.kind, self.env_id, self.checkpoint, self.step = run.kind, run.env_id, run.checkpoint, run.step
+        self.observation_space, self.action_space = observation_space, action_space
 
     @property
     def device(self) -> torch.device:
