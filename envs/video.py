@@ -23,6 +23,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from envs.make import is_mujoco_task
+
 # Offscreen OpenGL platforms for MuJoCo, in the order tried: EGL is the faster of the two.
 GL_BACKENDS = ("egl", "osmesa")
 # Debian packages that provide each platform (scripts/setup.sh installs the EGL ones).
@@ -84,7 +86,7 @@ def choose_gl_backend(candidates: tuple[str, ...] = GL_BACKENDS) -> str:
 def prepare_rendering(env_id: str) -> str:
     """Make `env_id`'s rgb_array frames work headless and return what draws them (the MuJoCo GL
     platform, or pygame); raise RenderError saying what is missing."""
-    if "mujoco" in str(gym.registry[env_id].entry_point):
+    if is_mujoco_task(env_id):
         return choose_gl_backend()
     if importlib.util.find_spec("pygame") is None:
         raise RenderError(f"rendering {env_id} needs pygame: pip install pygame "
