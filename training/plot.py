@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ import numpy as np
 from training.config import read_yaml
 
 # Config keys (dotted, or a section's prefix) that do not change what a run learns or how its
-# curve is measured: runs that differ only in these are seeds of one group.
-NOT_GROUPED = ("seed", "threads", "wandb.", "checkpoint.", "log.", "eval.video")
+# curve is measured: runs that differ only in these are seeds of one group (a shorter run is the
+# start of a longer one, so total_steps is among them).
+NOT_GROUPED = ("seed", "total_steps", "threads", "wandb.", "checkpoint.", "log.", "eval.video")
 
 
 @dataclass
@@ -110,13 +112,13 @@ def plot(groups: dict[str, list[Curve]], metric: str, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.0, 4.4), constrained_layout=True)
     for label, members in groups.items():
         steps, mean, std = mean_and_std(members)
-        (line,) = ax.plot(steps, mean, label=label)
+        (line,) = ax.plot(steps, mean, label=textwrap.fill(label, 110))
         if len(members) > 1:
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("global_step (env steps)")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8)  # below the axes: labels can be long
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
