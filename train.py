@@ -51,20 +51,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_learner(config: RunConfig, device: torch.device) -> Learner:
+def make_learner(config: RunConfig, device: torch.device, run_dir: Path) -> Learner:
     """Build the learner for `config.kind` (envs, networks, data); raises ValueError on bad input."""
+    video_dir = run_dir / "videos" if config.eval.video else None
     if isinstance(config, SACRunConfig):
         from agents.sac import SACLearner
 
         return SACLearner(env=config.env, agent=config.agent, seed=config.seed, device=device,
                           eval_episodes=config.eval.episodes,
-                          grad_variance_every=config.diagnostics.grad_variance_every)
+                          grad_variance_every=config.diagnostics.grad_variance_every,
+                          video_dir=video_dir)
     if isinstance(config, ReinforceRunConfig):
         from agents.reinforce import ReinforceLearner
 
         return ReinforceLearner(env=config.env, agent=config.agent, seed=config.seed, device=device,
                                 eval_episodes=config.eval.episodes,
-                                grad_variance_every=config.diagnostics.grad_variance_every)
+                                grad_variance_every=config.diagnostics.grad_variance_every,
+                                video_dir=video_dir)
     if isinstance(config, VAERunConfig):
         from vae.trainer import VAELearner
 
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                           "raise it with total_steps=N to train further", file=sys.stderr)
                     return EXIT_COMPLETED
                 configure_torch(config.threads)
-                learner = make_learner(config, resolve_device(config.device))
+                learner = make_learner(config, resolve_device(config.device), run_dir)
                 try:
                     learner.load_state_dict(state["learner"])
                 except KeyError as e:  # written by a version whose learner kept other state
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 device = resolve_device(config.device)
                 configure_torch(config.threads)
                 seed_everything(config.seed)
-                learner = make_learner(config, device)
+                learner = make_learner(config, device, run_dir)
                 resume = None
         except (ValueError, OSError) as e:  # ConfigError, UnsafeCheckpointError, bad env id, missing file...
             message = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -280,7 +280,8 @@ class ReinforceLearner:
     (`step` grows by rollout_steps * num_envs), scores them and takes one update. With
     `grad_variance_every` N > 0, the first logged update at or after every N updates also logs
     `grad/score_function_*` and `grad/score_function_baseline_*` (agents.policy_gradients),
-    measured on the batch before the update on a private RNG copy.
+    measured on the batch before the update on a private RNG copy. With `video_dir`, every
+    evaluation films its first episode to `video_dir/step_<N>.mp4` (agents.task.RLTask).
     """
 
     def __init__(
@@ -291,9 +292,10 @@ class ReinforceLearner:
         device: torch.device,
         eval_episodes: int,
         grad_variance_every: int,
+        video_dir: Path | None = None,
     ) -> None:
         self.config, self.device = agent, device
-        self.task = RLTask(env, seed, device, eval_episodes)
+        self.task = RLTask(env, seed, device, eval_episodes, video_dir)
         self.diagnostics = GradientDiagnostics(grad_variance_every, seed, device)
         self.agent = Reinforce(self.task.obs_dim, self.task.act_dim, agent, device)
         self.step = 0
@@ -322,7 +324,11 @@ class ReinforceLearner:
         return metrics | self.task.episodes.pop_metrics()
 
     def evaluate(self) -> dict[str, float]:
-        return self.task.evaluate(self.agent.actor)
+        return self.task.evaluate(self.agent.actor, self.step)
+
+    def pop_video(self) -> Path | None:
+        """The MP4 the last evaluation filmed (with video_dir), once; else None."""
+        return self.task.pop_video()
 
     def state_dict(self) -> dict[str, Any]:
         return {

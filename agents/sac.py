@@ -456,12 +456,13 @@ class SACLearner:
     from the seeded action space while step < learning_starts, policy samples after; stores
     the transitions (with the true final observation of finished episodes and the terminated
     flag as the only bootstrap mask); then, once step > learning_starts and every
-    `train_freq` advances, runs `gradient_steps` updates.
+    `train_freq` advances, runs `gradient_steps` updates. With `video_dir`, every evaluation
+    films its first episode to `video_dir/step_<N>.mp4` (agents.task.RLTask).
     """
 
     def __init__(
         self, env: EnvConfig, agent: SACConfig, seed: int, device: torch.device, eval_episodes: int,
-        grad_variance_every: int = 0,
+        grad_variance_every: int = 0, video_dir: Path | None = None,
     ) -> None:
         if agent.buffer_size < env.num_envs:
             raise ValueError(
@@ -469,7 +470,7 @@ class SACLearner:
                 "to hold one step of every sub-env"
             )
         self.config = agent
-        self.task = RLTask(env, seed, device, eval_episodes)
+        self.task = RLTask(env, seed, device, eval_episodes, video_dir)
         obs_dim, act_dim = self.task.obs_dim, self.task.act_dim
         self.agent = SAC(obs_dim, act_dim, agent, device, grad_variance_every, seed)
         self.buffer = ReplayBuffer(agent.buffer_size, obs_dim, act_dim, agent.batch_size, device, seed)
@@ -518,7 +519,11 @@ class SACLearner:
         return metrics | self.task.episodes.pop_metrics()
 
     def evaluate(self) -> dict[str, float]:
-        return self.task.evaluate(self.agent.actor)
+        return self.task.evaluate(self.agent.actor, self.step)
+
+    def pop_video(self) -> Path | None:
+        """The MP4 the last evaluation filmed (with video_dir), once; else None."""
+        return self.task.pop_video()
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
-from agents.checkpoint import UnsafeCheckpointError, load_latest
 from agents.episodes import EpisodeLog
 from agents.policy_gradients import ESTIMATORS, sac_gradient_figures, summarize
 from agents.reinforce import Reinforce, ReinforceConfig, policy_surrogate
 from agents.rollout import collect_rollout, env_dims
+from agents.run import RunError, read_run
 from agents.sac import SAC, SACConfig
 from envs import EnvConfig, make_vector_env
 from estimators.variance import gradient_samples
@@ -206,17 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--reference-draws must be >= 1, got {args.reference_draws}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    config_path = args.run / "config.yaml"
-    if not config_path.is_file():
-        parser.error(f"{args.run} is not a run directory (no config.yaml)")
-    raw = yaml.safe_load(config_path.read_text())
-    kind = raw.get("kind")
-    if kind not in ("sac", "reinforce"):
-        parser.error(f"the run must be of kind sac or reinforce, got {kind!r}")
-    try:  # the newest checkpoint that passes its checksum, read with weights_only=True
-        state, checkpoint = load_latest(args.run / "checkpoints")
-    except (FileNotFoundError, UnsafeCheckpointError) as e:
+    try:  # config.yaml and the newest checkpoint that passes its checksum (weights_only=True)
+        run = read_run(args.run)
+    except RunError as e:
         parser.error(str(e))
+    raw, kind, state, checkpoint = run.config, run.kind, run.state, run.checkpoint
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

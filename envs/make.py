@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -62,14 +62,24 @@ def _check_id(env_id: str) -> None:
     raise ValueError(f"unknown env id {env_id!r}; {hint}")
 
 
-def _make_base(env_id: str) -> gym.Env:
+def is_mujoco_task(env_id: str) -> bool:
+    """Whether a registered id is one of gymnasium's MuJoCo tasks (rendered through OpenGL)."""
+    return "mujoco" in str(gym.registry[env_id].entry_point)
+
+
+def _make_base(env_id: str, render_mode: str | None = None) -> gym.Env:
     """gymnasium.make with bad input (missing MuJoCo, non-Box spaces) turned into ValueError."""
     _check_id(env_id)
+    options: dict[str, Any] = {}
+    if render_mode is not None and is_mujoco_task(env_id):
+        # Film from the model's `track` camera, which follows the body: gymnasium's default free
+        # camera stays where the episode began and HalfCheetah runs out of the picture. A model
+        # without one (InvertedPendulum) gets the default camera.
+        options["camera_name"] = "track"
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, render_mode=render_mode, **options)
     except gym.error.DependencyNotInstalled as e:
-        entry_point = str(gym.registry[env_id].entry_point)
-        if "mujoco" in entry_point:
+        if is_mujoco_task(env_id):
             raise ValueError(
                 f'{env_id} needs MuJoCo, which is not installed: pip install "gymnasium[mujoco]" '
                 "(or bash scripts/setup.sh)"
@@ -95,14 +105,18 @@ def _rescaled(env: gym.Env) -> RescaleAction:
     return RescaleAction(env, min_action=-ones, max_action=ones)
 
 
-def make_env(env_id: str, seed: int) -> gym.Env:
-    """One env acting in [-1, 1]^A with episode statistics, seeded and already reset once.
+def make_env(env_id: str, seed: int, render_mode: str | None = None, rescale: bool = True) -> gym.Env:
+    """One env with episode statistics, seeded and already reset once.
 
+    It acts in [-1, 1]^A (`rescale`, what the learners train in) or, with rescale=False, in the
+    task's own action bounds (for a policy from agents.load_policy). `render_mode="rgb_array"`
+    makes `env.render()` return frames (see envs.video for rendering without a display).
     `env.reset(seed=seed)` seeds its np_random and `action_space.seed(seed)` its sampler, so
     the caller's next `env.reset()` (no seed) continues the seeded stream.
     Raises ValueError for an unknown id, a discrete action space or missing MuJoCo.
     """
-    env = RecordEpisodeStatistics(_rescaled(_make_base(env_id)))
+    base = _make_base(env_id, render_mode)
+    env = RecordEpisodeStatistics(_rescaled(base) if rescale else base)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env

@@ -30,12 +30,19 @@ import torch
 _MUJOCO_KINEMATICS = ("xpos", "xquat", "xmat", "xipos", "ximat")
 
 
+# Attributes that say how an env was built, not where it is: a run resumed with eval.video
+# switched on renders although its checkpoint came from an env that did not.
+_NOT_STATE = ("render_mode",)
+
+
 def _plain_attributes(obj: object) -> dict[str, dict[str, Any]]:
     """Copy the plain-valued instance attributes of `obj`, grouped by how they are restored."""
     arrays: dict[str, torch.Tensor] = {}
     numpy_scalars: dict[str, torch.Tensor] = {}
     python: dict[str, Any] = {}
     for name, value in vars(obj).items():
+        if name in _NOT_STATE:
+            continue
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
             arrays[name] = torch.from_numpy(value.copy())
         elif isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -56,7 +63,8 @@ def _set_plain_attributes(obj: object, attributes: dict[str, dict[str, Any]]) ->
     for name, tensor in attributes["numpy_scalars"].items():
         setattr(obj, name, tensor.numpy()[()])  # 0-d array -> numpy scalar of the saved dtype
     for name, value in attributes["python"].items():
-        setattr(obj, name, value)
+        if name not in _NOT_STATE:  # checkpoints of earlier versions hold render_mode
+            setattr(obj, name, value)
 
 
 def _mujoco_env_class() -> type | None:

@@ -135,6 +135,15 @@ class DiagNormal(Independent):
 # --------------------------------------------------------------------------------------------
 
 
+def tanh_squash(u: Tensor, action_scale: Tensor, action_bias: Tensor) -> Tensor:
+    """action = action_bias + action_scale * tanh(u); u (..., A) -> action (..., A).
+
+    Also usable without a TanhNormal, for the deterministic action tanh(loc) alone: building the
+    distribution's shape checks into a graph pins its batch size under torch.export.
+    """
+    return action_bias + action_scale * torch.tanh(u)
+
+
 class TanhNormal(Distribution):
     """action = action_bias + action_scale * tanh(u), u ~ DiagNormal(loc, scale).
 
@@ -196,7 +205,7 @@ class TanhNormal(Distribution):
 
     def squash(self, u: Tensor) -> Tensor:
         """Pre-tanh sample (..., A) -> action (..., A)."""
-        return self.action_bias + self.action_scale * torch.tanh(u)
+        return tanh_squash(u, self.action_scale, self.action_bias)
 
     def sample_pre_tanh(self, sample_shape: Shape = ()) -> Tensor:
         """A pre-tanh draw u without gradient (store it; score it with `log_prob_pre_tanh`)."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from estimators.distributions import TanhNormal
+from estimators.distributions import TanhNormal, tanh_squash
 from policies.mlp import mlp
 
 
@@ -16,11 +16,13 @@ class TanhGaussianActor(nn.Module):
 
     One MLP outputs (loc, raw log-std) side by side; the raw log-std is squashed smoothly
     into [LOG_STD_MIN, LOG_STD_MAX]. Actions live in [-1, 1]^A (action_scale 1, bias 0)
-    because the envs rescale that box onto each task's bounds (envs.make).
+    because the training envs rescale that box onto each task's bounds (envs.make);
+    agents.load_policy sets action_scale and action_bias to act in a task's own bounds.
 
     Shapes:
         obs                  (B, obs_dim)   (any leading dims work)
         forward(obs)         TanhNormal with loc, scale (B, act_dim)
+        mode(obs)            (B, act_dim), the deterministic action
         act(obs, ...)        (B, act_dim), no gradient
     """
 
@@ -66,8 +68,13 @@ class TanhGaussianActor(nn.Module):
         scale = self.bound_log_std(raw_log_std).exp()
         return TanhNormal(loc, scale, self.action_scale, self.action_bias, validate_args=False)
 
+    def mode(self, obs: Tensor) -> Tensor:
+        """The deterministic action bias + scale * tanh(loc(s)), without building the distribution
+        (so torch.export / ONNX keep the batch dimension dynamic). (B, obs_dim) -> (B, act_dim)."""
+        loc, _ = self.net(obs).chunk(2, dim=-1)  # (B, 2A) -> (B, A)
+        return tanh_squash(loc, self.action_scale, self.action_bias)
+
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool) -> Tensor:
         """An action to send to the env: the mode tanh(loc) when deterministic, else a sample."""
-        dist = self(obs)
-        return dist.mode if deterministic else dist.sample()
+        return self.mode(obs) if deterministic else self(obs).sample()

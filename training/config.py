@@ -36,6 +36,8 @@ class EvalConfig:
     every: int = 5000
     # episodes per RL evaluation, deterministic policy
     episodes: int = 10
+    # RL runs: film each evaluation's first episode to RUN/videos/step_<N>.mp4 and log it to W&B
+    video: bool = False
 
     def __post_init__(self) -> None:
         if self.every < 0:
@@ -154,6 +156,11 @@ class VAERunConfig(RunConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
     # gradient estimator for the encoder: pathwise (z = mu + sigma*eps) or score_function
     estimator: Literal["pathwise", "score_function"] = "pathwise"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eval.video:
+            raise ValueError("eval.video films RL episodes; a vae run has none (set eval.video=false)")
 
 
 SCHEMAS: dict[str, type[RunConfig]] = {

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -43,6 +43,13 @@ class Learner(Protocol):
     def summary(self) -> dict[str, Any]: ...
     def write_figures(self, out_dir: Path) -> list[Path]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FilmedLearner(Protocol):
+    """A Learner whose evaluations can be filmed (RL learners built with a video_dir)."""
+
+    def pop_video(self) -> Path | None: ...
 
 
 class NonFiniteError(RuntimeError):
@@ -192,6 +199,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         nonlocal last_eval
         last_eval = learner.evaluate()
         log(last_eval)
+        if isinstance(learner, FilmedLearner) and (video := learner.pop_video()) is not None:
+            wandb.log_video(learner.step, "eval/video", video)
         progress.update(0, last_eval)
 
     def finish(status: str, code: int, note: str | None = None) -> int:

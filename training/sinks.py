@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +57,11 @@ class WandbSink:
         self.run_id = run_id
         if mode == "disabled":
             return
+        # wandb.init advertises W&B Weave whenever a module named like an LLM library is
+        # imported, and it takes our `agents` package for the OpenAI Agents SDK. Its documented
+        # switch WANDB_DISABLE_WEAVE turns off that integration (and its banner) only; W&B's own
+        # messages, warnings and errors still print. A value the user set is kept.
+        os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
         try:
             import wandb
 
@@ -90,6 +96,17 @@ class WandbSink:
             import wandb
 
             self.run.log({f"media/{p.stem}": wandb.Image(str(p)) for p in paths} | {"global_step": step})
+        except Exception as e:
+            self._fail(e)
+
+    def log_video(self, step: int, key: str, path: Path) -> None:
+        """An MP4 file as a `wandb.Video` at `step` (copied into the run's media files)."""
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            self.run.log({key: wandb.Video(str(path), format="mp4"), "global_step": step})
         except Exception as e:
             self._fail(e)
 

@@ -26,7 +26,7 @@ def test_discrete_action_space_is_rejected_with_the_space_named() -> None:
 
 
 def test_missing_mujoco_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    def make_without_mujoco(env_id: str) -> gym.Env:
+    def make_without_mujoco(env_id: str, **kwargs: object) -> gym.Env:  # gym.make(id, render_mode=...)
         raise gym.error.DependencyNotInstalled('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
 
     monkeypatch.setattr(envs.make.gym, "make", make_without_mujoco)

@@ -64,3 +64,15 @@ def test_state_of_another_task_is_refused() -> None:
     cheetah = make_vector_env("HalfCheetah-v5", num_envs=1, seed=0)
     with pytest.raises(ValueError, match="env state does not fit this env"):
         set_state(cheetah, get_state(pendulum))
+
+
+def test_a_rendering_env_takes_the_state_of_one_that_did_not_render() -> None:
+    """How an env renders is not state: a run resumed with eval.video on films from there."""
+    plain, filming = make_env("Pendulum-v1", seed=0), make_env("Pendulum-v1", seed=1, render_mode="rgb_array")
+    for _ in range(5):
+        plain.step(np.array([0.3], dtype=np.float32))
+    set_state(filming, through_checkpoint(get_state(plain)))
+    frame = filming.render()
+    assert isinstance(frame, np.ndarray) and frame.shape == (500, 500, 3)
+    action = np.array([-0.7], dtype=np.float32)
+    np.testing.assert_array_equal(plain.step(action)[0], filming.step(action)[0])

@@ -1,0 +1,89 @@
+"""agents.load_policy: a run directory to a module acting in the env's own bounds; its errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers import RescaleAction
+
+from agents import load_policy
+from agents.checkpoint import load_latest
+from agents.evaluation import evaluate_deterministic, run_episodes
+from agents.run import RunError
+from envs import make_env
+from policies.actor import TanhGaussianActor
+from training.config import load_config, save_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def training_actor(run: Path, obs_dim: int, act_dim: int) -> TanhGaussianActor:
+    """The actor exactly as the learner held it: acting in [-1, 1]^A."""
+    state, _ = load_latest(run / "checkpoints")
+    actor = TanhGaussianActor(obs_dim, act_dim, [16, 16])
+    actor.load_state_dict(state["learner"]["agent"]["actor"])
+    return actor
+
+
+@pytest.mark.parametrize("run_name", ["pendulum_run", "reinforce_run"])
+def test_actions_are_the_training_actions_rescaled_as_gymnasium_rescales_them(
+        run_name: str, request: pytest.FixtureRequest) -> None:
+    run = request.getfixturevalue(run_name)
+    policy = load_policy(run)
+    space = policy.action_space
+    assert space.low.min() < -1 and space.high.max() > 1  # Pendulum [-2, 2], InvertedPendulum [-3, 3]
+    obs_dim, act_dim = policy.observation_space.shape[0], space.shape[0]
+    # Observations far outside what the tasks produce, too: tanh saturates, the bounds still hold.
+    obs = torch.randn(512, obs_dim, generator=torch.Generator().manual_seed(0)) * torch.logspace(-1, 2, 512)[:, None]
+    actions = policy(obs.numpy())  # an array in, a tensor out
+    assert actions.shape == (512, act_dim) and actions.dtype == torch.float32
+    low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
+    assert bool(((actions >= low) & (actions <= high)).all())
+    unit = training_actor(run, obs_dim, act_dim).act(obs, deterministic=True)  # (N, A) in [-1, 1]
+    rescale = RescaleAction(make_env(policy.env_id, seed=0, rescale=False), -np.ones(act_dim, np.float32),
+                            np.ones(act_dim, np.float32))
+    expected = torch.as_tensor(np.stack([rescale.action(a) for a in unit.numpy()]))
+    torch.testing.assert_close(actions, expected, rtol=0, atol=4 * float(torch.finfo(torch.float32).eps) * float(high.max()))
+
+
+def test_the_stochastic_policy_samples_inside_the_bounds(pendulum_run: Path) -> None:
+    policy = load_policy(pendulum_run, deterministic=False)
+    torch.manual_seed(0)
+    obs = torch.randn(2000, 3)
+    actions = policy(obs)
+    assert bool(((actions >= -2) & (actions <= 2)).all())
+    assert not torch.equal(actions, policy(obs))  # a fresh draw each call
+    assert not torch.allclose(actions, load_policy(pendulum_run)(obs))
+
+
+def test_a_single_observation_gives_a_single_action(pendulum_run: Path) -> None:
+    policy = load_policy(pendulum_run)
+    obs = np.array([1.0, 0.0, 0.5])
+    torch.testing.assert_close(policy(obs), policy(obs[None])[0])
+
+
+def test_the_loaded_policy_scores_what_training_evaluation_scores(pendulum_run: Path) -> None:
+    """Same seed: the loaded policy on the plain task gives training's evaluation returns, up to
+    the float32 rounding of rescaling inside the policy instead of in the env wrapper."""
+    policy = load_policy(pendulum_run)
+    unit = training_actor(pendulum_run, 3, 1)
+    evaluation = evaluate_deterministic(make_env("Pendulum-v1", seed=7), unit, 3, torch.device("cpu"))
+    returns, lengths = run_episodes(make_env("Pendulum-v1", seed=7, rescale=False), policy, 3, torch.device("cpu"))
+    assert lengths == [200, 200, 200]
+    assert np.mean(returns) == pytest.approx(evaluation["eval/return_mean"], rel=1e-5)
+
+
+def test_errors_are_one_line_run_errors(pendulum_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="does not exist"):
+        load_policy(tmp_path / "missing")
+    vae = tmp_path / "vae"
+    vae.mkdir()
+    save_config(load_config(CONFIGS / "vae_digits.yaml", []), vae / "config.yaml")
+    with pytest.raises(RunError, match="is a vae run; a policy comes from a run of kind sac or reinforce"):
+        load_policy(vae)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "config.yaml").write_text((pendulum_run / "config.yaml").read_text())
+    with pytest.raises(RunError, match=r"no checkpoint in .*: the run has not written a checkpoint yet"):
+        load_policy(fresh)
