@@ -3,6 +3,7 @@
     python -m vae.compare [--steps 3000] [--seeds 0 1 2] [--threads 1] [--json OUT]
                           [--plot OUT.png] [--figures DIR]
     python -m vae.compare --posteriors diagonal planar coupling [--flow-steps 4] [...]
+    python -m vae.compare --posteriors diagonal planar coupling --time-rounds 10 [--json OUT]
 
 Trains the model of configs/vae_digits.yaml (the dataclass defaults, which that file repeats)
 once per (estimator, seed) for the same number of optimizer steps, then prints the test ELBO
@@ -16,6 +17,9 @@ With ``--posteriors`` it compares posteriors instead, all trained with the pathw
 for the same budget: the diagonal Gaussian and that Gaussian pushed through ``--flow-steps``
 planar or affine coupling steps. It prints the test ELBO, the IWAE bound (K=64, weighted by
 the flow's exact log q), their gap and the median wall-clock time of a training step.
+``--time-rounds R`` trains nothing to the end: it times ``TIMED_STEPS`` training steps of
+each posterior in turn, R rounds, so every posterior sees the same load on a shared machine,
+and prints the median milliseconds per step.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from vae.trainer import VAELearner
 
 # --posteriors choices: the diagonal Gaussian, or it pushed through planar / coupling flow steps.
 POSTERIORS = ("diagonal", "planar", "coupling")
+# Training steps of one posterior per timing round (--time-rounds).
+TIMED_STEPS = 50
 
 
 def train_one(estimator: str, seed: int, steps: int, every: int, device: torch.device,
@@ -72,13 +78,39 @@ def mean_and_stdev(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[st
             for key in keys}
 
 
+def posterior_config(posterior: str, flow_steps: int) -> ModelConfig:
+    """The default model with the named posterior: diagonal, or a planar / coupling flow."""
+    if posterior == "diagonal":
+        return ModelConfig()
+    return ModelConfig(posterior="flow", flow="planar" if posterior == "planar" else "coupling", flow_steps=flow_steps)
+
+
+def time_posteriors(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Median ms per training step of each posterior, timed in interleaved rounds."""
+    torch.manual_seed(0)
+    learners = {p: VAELearner(DataConfig(), posterior_config(p, args.flow_steps), OptimConfig(), "pathwise",
+                              0, 0, device) for p in args.posteriors}
+    rounds: dict[str, list[float]] = {p: [] for p in args.posteriors}
+    for _ in range(args.time_rounds):
+        for posterior, learner in learners.items():
+            started = time.perf_counter()
+            for _ in range(TIMED_STEPS):
+                learner.advance(False)
+            rounds[posterior].append(1e3 * (time.perf_counter() - started) / TIMED_STEPS)
+    print(f"{'posterior':<10} {'median ms/step':>14} {'min':>8} {'max':>8}   ({args.time_rounds} rounds of {TIMED_STEPS})")
+    for posterior, times in rounds.items():
+        print(f"{posterior:<10} {statistics.median(times):>14.2f} {min(times):>8.2f} {max(times):>8.2f}")
+    return {"threads": args.threads, "flow_steps": args.flow_steps, "timed_steps": TIMED_STEPS,
+            "ms_per_step_by_round": rounds,
+            "median_ms_per_step": {p: statistics.median(t) for p, t in rounds.items()}}
+
+
 def compare_posteriors(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Each posterior x seed with the pathwise estimator; prints one row per run and a summary."""
     runs = []
     print(f"{'posterior':<10} {'seed':>4} {'test_elbo':>10} {'test_iwae':>10} {'gap':>6} {'ms/step':>8}")
     for posterior in args.posteriors:
-        model = (ModelConfig() if posterior == "diagonal"
-                 else ModelConfig(posterior="flow", flow=posterior, flow_steps=args.flow_steps))
+        model = posterior_config(posterior, args.flow_steps)
         for seed in args.seeds:
             run = train_one("pathwise", seed, args.steps, args.grad_variance_every, device, model)
             del run["learner"]
@@ -131,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posteriors", nargs="+", choices=POSTERIORS,
                         help="compare these posteriors (pathwise estimator) instead of the two estimators")
     parser.add_argument("--flow-steps", type=int, default=4, help="steps of each flow posterior")
+    parser.add_argument("--time-rounds", type=int, default=0,
+                        help="with --posteriors: only time training steps, in this many interleaved rounds")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.grad_variance_every < 1 or args.threads < 1 or args.flow_steps < 1:
         parser.error("--steps, --grad-variance-every, --threads and --flow-steps must be positive")
@@ -139,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.posteriors:
         if args.plot or args.figures:
             parser.error("--plot and --figures belong to the estimator comparison, not --posteriors")
-        posterior_result = compare_posteriors(args, device)
+        posterior_result = (time_posteriors(args, device) if args.time_rounds > 0
+                            else compare_posteriors(args, device))
         if args.json:
             args.json.write_text(json.dumps(posterior_result, indent=2) + "\n")
         return 0
