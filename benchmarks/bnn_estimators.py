@@ -20,6 +20,7 @@ traces and the ratios global / local and global / flipout (mean +- std over seed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -29,6 +30,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
 
 from bnn.layers import ESTIMATORS  # noqa: E402
 from bnn.trainer import RNG_SEED_OFFSET, BNNLearner, weight_gradient_variance  # noqa: E402
@@ -43,12 +46,9 @@ VARIANTS = (*ESTIMATORS, "plain")
 
 def train(config: BNNRunConfig, variant: str, seed: int) -> tuple[BNNLearner, float]:
     """One run to total_steps; returns the learner and the seconds its advance() calls took."""
-    import torch
-
     seed_everything(seed)
     estimator = config.estimator if variant == "plain" else variant
-    model = config.model if variant != "plain" else type(config.model)(
-        **{**config.model.__dict__, "bayesian": False})
+    model = dataclasses.replace(config.model, bayesian=False) if variant == "plain" else config.model
     learner = BNNLearner(config.data, model, config.optim, estimator, 0, seed, torch.device("cpu"))
     started = time.perf_counter()
     while learner.step < config.total_steps:
