@@ -18,6 +18,7 @@ import torch
 
 from agents.checkpoint import load_latest
 from training.config import (
+    BNNRunConfig,
     ConfigError,
     ReinforceRunConfig,
     RunConfig,
@@ -75,6 +76,12 @@ def make_learner(config: RunConfig, device: torch.device, run_dir: Path) -> Lear
                           estimator=config.estimator,
                           grad_variance_every=config.diagnostics.grad_variance_every,
                           seed=config.seed, device=device)
+    if isinstance(config, BNNRunConfig):
+        from bnn.trainer import BNNLearner
+
+        return BNNLearner(data=config.data, model=config.model, optim=config.optim, estimator=config.estimator,
+                          grad_variance_every=config.diagnostics.grad_variance_every,
+                          seed=config.seed, device=device)
     raise TypeError(f"no learner for {type(config).__name__}")  # SCHEMAS and this function disagree
 
 
@@ -85,7 +92,7 @@ def run_name(config: RunConfig) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Train SAC, REINFORCE or a VAE from a YAML config.",
+        description="Train SAC, REINFORCE, a VAE or a Bayesian network from a YAML config.",
         epilog="Overrides use dotted keys, e.g. agent.batch_size=512 seed=3 wandb.mode=disabled",
     )
     parser.add_argument("--config", type=Path, help=f"YAML config (default: {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+import bnn.config
 from agents.reinforce import ReinforceConfig
 from agents.sac import SACConfig
 from envs import EnvConfig
@@ -100,8 +101,8 @@ class DiagnosticsConfig:
 class RunConfig:
     """The sections every kind has."""
 
-    # sac | reinforce | vae
-    kind: Literal["sac", "reinforce", "vae"] = "sac"
+    # sac | reinforce | vae | bnn
+    kind: Literal["sac", "reinforce", "vae", "bnn"] = "sac"
     # seeds python, numpy, torch, the envs and their action spaces
     seed: int = 0
     # env steps for RL; optimizer steps for the VAE
@@ -163,10 +164,20 @@ class VAERunConfig(RunConfig):
             raise ValueError("eval.video films RL episodes; a vae run has none (set eval.video=false)")
 
 
+@dataclass
+class BNNRunConfig(RunConfig):
+    data: bnn.config.DataConfig = field(default_factory=bnn.config.DataConfig)
+    model: bnn.config.ModelConfig = field(default_factory=bnn.config.ModelConfig)
+    optim: bnn.config.OptimConfig = field(default_factory=bnn.config.OptimConfig)
+    # weight-noise estimator: global (one W per minibatch), local (pre-activations), flipout
+    estimator: Literal["global", "local", "flipout"] = "local"
+
+
 SCHEMAS: dict[str, type[RunConfig]] = {
     "sac": SACRunConfig,
     "reinforce": ReinforceRunConfig,
     "vae": VAERunConfig,
+    "bnn": BNNRunConfig,
 }
 
 

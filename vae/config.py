@@ -72,6 +72,14 @@ class ModelConfig:
     straight_through: bool = False
     # importance samples K of the IWAE bound (and of the Monte-Carlo ELBO) at evaluation, >= 1
     iwae_samples: int = 64
+    # Gaussian posterior: `diagonal` N(mu, diag sigma^2), or `flow` (that Gaussian pushed through a flow)
+    posterior: Literal["diagonal", "flow"] = "diagonal"
+    # flow posterior: `planar` (Rezende & Mohamed 2015) or `coupling` (affine, Dinh et al. 2017) steps
+    flow: Literal["planar", "coupling"] = "planar"
+    # flow posterior: number of flow steps, >= 1
+    flow_steps: int = 4
+    # flow posterior: size of the encoder's context vector that sets each example's flow, >= 1
+    flow_context: int = 32
 
     def __post_init__(self) -> None:
         if self.latent not in ("gaussian", "categorical"):
@@ -95,6 +103,18 @@ class ModelConfig:
             )
         if self.iwae_samples < 1:
             raise ValueError(f"iwae_samples must be a positive integer, got {self.iwae_samples}")
+        if self.posterior not in ("diagonal", "flow"):
+            raise ValueError(f"posterior must be diagonal or flow, got {self.posterior!r}")
+        if self.posterior == "flow" and self.latent != "gaussian":
+            raise ValueError(f"posterior: flow needs latent: gaussian, got latent {self.latent!r}")
+        if self.flow not in ("planar", "coupling"):
+            raise ValueError(f"flow must be planar or coupling, got {self.flow!r}")
+        if self.posterior == "flow" and self.flow == "coupling" and self.latent_dim < 2:
+            raise ValueError(f"latent_dim must be >= 2 for coupling flow steps, got {self.latent_dim}")
+        if self.flow_steps < 1:
+            raise ValueError(f"flow_steps must be a positive integer, got {self.flow_steps}")
+        if self.flow_context < 1:
+            raise ValueError(f"flow_context must be a positive integer, got {self.flow_context}")
 
 
 

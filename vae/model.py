@@ -3,12 +3,17 @@
 Two latent spaces share one interface (posterior parameters in, flat codes out):
 - ``GaussianLatent``: q(z|x) = N(mu, diag sigma^2), prior N(0, I), z = mu + sigma * eps drawn
   by the estimator core's ``DiagNormal.rsample`` (Kingma & Welling 2014, eq. 10).
+- ``FlowLatent``: that Gaussian pushed through a normalizing flow whose parameters the
+  encoder sets per example (the core's planar or affine coupling steps, amortized from a
+  context vector); z and its exact log q(z|x) come from one forward pass (Rezende & Mohamed
+  2015). No analytic KL: the ELBO uses the one-sample estimate log q(z|x) - log p(z).
 - ``CategoricalLatent``: ``latent_dim`` independent ``categories``-way variables, uniform prior.
   The pathwise sample is the core's Gumbel-Softmax relaxation at an annealed temperature
   (Jang et al. 2017; Maddison et al. 2017); the exact sample is the one-hot Gumbel-max draw.
 
 Shapes: B examples, K latent samples per example, D pixels, L latent variables, C categories,
-P posterior parameters per example (2L or L*C), Z code size seen by the decoder (L or L*C).
+P posterior parameters per example (2L, 2L + context, or L*C), Z code size seen by the
+decoder (L or L*C).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution
 
 from estimators.distributions import DiagNormal, GumbelSoftmax
+from estimators.flows import CouplingFlow, FlowDistribution, PlanarFlow
 from vae.config import ModelConfig
 
 # Smooth bounds on log sigma (a tanh rescale keeps gradients alive at the edges, unlike a
@@ -86,6 +92,48 @@ class GaussianLatent:
     def prior_sample(self, num_samples: int, like: Tensor) -> Tensor:
         """z ~ N(0, I), (N, L), on the device and dtype of ``like``."""
         return self.prior(like.new_zeros(num_samples, self.latent_dim)).sample()
+
+
+class FlowLatent(nn.Module):
+    """q(z|x): z = f_x(z_0), z_0 ~ N(mu, diag sigma^2), from P = 2L + C encoder outputs.
+
+    The first 2L outputs set the base Gaussian exactly as ``GaussianLatent`` does; the last C
+    are a context vector from which the flow computes this example's steps. Prior N(0, I).
+    """
+
+    def __init__(self, latent_dim: int, flow: str, steps: int, context_dim: int) -> None:
+        super().__init__()
+        self.base = GaussianLatent(latent_dim)
+        self.latent_dim = latent_dim
+        self.num_params = 2 * latent_dim + context_dim
+        self.code_size = latent_dim
+        self.flow = (PlanarFlow(latent_dim, steps, context_dim=context_dim) if flow == "planar"
+                     else CouplingFlow(latent_dim, steps, context_dim=context_dim))
+
+    def posterior(self, params: Tensor) -> FlowDistribution:
+        """(B, 2L + C) encoder outputs -> q with batch shape (B,) and event shape (L,)."""
+        gaussian, context = params.split([2 * self.latent_dim, self.num_params - 2 * self.latent_dim], dim=-1)
+        return FlowDistribution(self.base.posterior(gaussian), self.flow(context), validate_args=False)
+
+    def rsample_and_log_q(self, params: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
+        """Reparameterized z (K, B, L) and its exact log q(z|x) (K, B), scored on the forward path."""
+        return self.posterior(params).rsample_and_log_prob((num_samples,))
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(z) for z (K, B, L) -> (K, B)."""
+        return self.base.log_prior(z)
+
+    def mean_code(self, params: Tensor) -> Tensor:
+        """The base mean mu pushed through the flow, (B, L): the code for reconstructions and maps."""
+        q = self.posterior(params)
+        code = q.base_dist.mean
+        for transform in q.transforms:
+            code = transform(code)
+        return code
+
+    def prior_sample(self, num_samples: int, like: Tensor) -> Tensor:
+        """z ~ N(0, I), (N, L)."""
+        return self.base.prior_sample(num_samples, like)
 
 
 class CategoricalLatent:
@@ -158,13 +206,20 @@ class VAE(nn.Module):
     def __init__(self, data_dim: int, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.latent: GaussianLatent | CategoricalLatent = (
-            GaussianLatent(config.latent_dim)
-            if config.latent == "gaussian"
-            else CategoricalLatent(config.latent_dim, config.categories, config.straight_through)
-        )
+        self.latent: GaussianLatent | FlowLatent | CategoricalLatent
+        if config.latent == "categorical":
+            self.latent = CategoricalLatent(config.latent_dim, config.categories, config.straight_through)
+        elif config.posterior == "flow":
+            self.latent = FlowLatent(config.latent_dim, config.flow, config.flow_steps, config.flow_context)
+        else:
+            self.latent = GaussianLatent(config.latent_dim)
         self.encoder = mlp([data_dim, *config.hidden_sizes, self.latent.num_params])
         self.decoder = mlp([self.latent.code_size, *reversed(config.hidden_sizes), data_dim])
+
+    def posterior_parameters(self) -> list[nn.Parameter]:
+        """The parameters of q(z|x): the encoder's, and the flow's when the posterior has one."""
+        flow = list(self.latent.parameters()) if isinstance(self.latent, FlowLatent) else []
+        return [*self.encoder.parameters(), *flow]
 
     def likelihood(self, z: Tensor) -> Distribution:
         """p(x|z) over pixels with batch shape (..., D) for codes z (..., Z)."""

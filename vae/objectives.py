@@ -11,6 +11,10 @@ an estimator for the encoder's gradient:
   centred by a baseline (leave-one-out over the K samples of each example, an EMA of the
   batch mean, or none). The decoder still gets its ordinary gradient through the ``+ f`` term
   of the core's surrogate.
+
+A flow posterior (``FlowLatent``) has no analytic KL: its ELBO is the pathwise estimate of
+E_q[log p(x|z) + log p(z) - log q(z|x)], with log q exact from the flow's change of variables
+on the same draw, and its IWAE bound weighs each draw by that same exact log q.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from estimators.gradients import (
     pathwise_surrogate,
     score_function_surrogate,
 )
-from vae.model import VAE
+from vae.model import VAE, FlowLatent
 
 Estimator = Literal["pathwise", "score_function"]
 ESTIMATORS: tuple[Estimator, ...] = ("pathwise", "score_function")
@@ -49,16 +53,24 @@ def elbo_objective(
     | objective           | ()     | surrogate; ``-objective`` is the loss                |
     | info["elbo"]        | ()     | mean over K and B of log p(x|z) - KL (nats/example) |
     | info["recon_nll"]   | ()     | mean of -log p(x|z)                                 |
-    | info["kl"]          | ()     | mean analytic KL                                    |
+    | info["kl"]          | ()     | mean KL: analytic, or log q - log p (flow posterior) |
     | info["log_lik"]     | (K, B) | log p(x|z) per sample, detached (for an EMA update) |
     """
     params = model.encoder(x)  # (B, P)
-    kl = model.latent.kl(params)  # (B,)
-    if estimator == "pathwise":
+    if isinstance(model.latent, FlowLatent):
+        if estimator != "pathwise":
+            raise ValueError(f"a flow posterior is trained with the pathwise estimator, got {estimator!r}")
+        z, log_q = model.latent.rsample_and_log_q(params, num_samples)  # (K, B, L), (K, B)
+        kl = log_q - model.latent.log_prior(z)  # (K, B): one-sample KL estimate per draw
+        log_lik = model.log_likelihood(x, z)  # (K, B)
+        reconstruction = pathwise_surrogate(log_lik)
+    elif estimator == "pathwise":
+        kl = model.latent.kl(params)  # (B,)
         z = model.latent.relaxed_sample(params, num_samples, temperature)  # (K, B, Z)
         log_lik = model.log_likelihood(x, z)  # (K, B)
         reconstruction = pathwise_surrogate(log_lik)
     elif estimator == "score_function":
+        kl = model.latent.kl(params)  # (B,)
         z = model.latent.exact_sample(params, num_samples)  # (K, B, Z), no gradient path
         log_lik = model.log_likelihood(x, z)  # (K, B)
         log_q = model.latent.log_q(params, z)  # (K, B)
@@ -71,7 +83,7 @@ def elbo_objective(
         reconstruction = score_function_surrogate(log_lik, log_q, centre)
     else:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    objective = reconstruction - kl.mean()  # (B,) -> ()
+    objective = reconstruction - kl.mean()  # (B,) or (K, B) -> ()
     log_lik = log_lik.detach()
     info = {
         "elbo": (log_lik - kl.detach()).mean(),  # (K, B) -> ()
@@ -92,14 +104,20 @@ def evaluation_bounds(model: VAE, x: Tensor, num_samples: int) -> dict[str, Tens
     | x                 | (B, D) | images in [0, 1]                                       |
     | "elbo"            | (B,)   | mean_k log p(x|z_k) - KL                               |
     | "recon_nll"       | (B,)   | -mean_k log p(x|z_k)                                   |
-    | "kl"              | (B,)   | analytic KL                                            |
+    | "kl"              | (B,)   | analytic KL, or mean_k log q(z_k|x) - log p(z_k) (flow) |
     | "iwae"            | (B,)   | log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)             |
     """
     params = model.encoder(x)  # (B, P)
-    z = model.latent.exact_sample(params, num_samples)  # (K, B, Z)
+    if isinstance(model.latent, FlowLatent):
+        z, log_q = model.latent.rsample_and_log_q(params, num_samples)  # (K, B, L), exact log q (K, B)
+        log_prior = model.latent.log_prior(z)  # (K, B)
+        kl = (log_q - log_prior).mean(0)  # (K, B) -> (B,)
+    else:
+        z = model.latent.exact_sample(params, num_samples)  # (K, B, Z)
+        log_q, log_prior = model.latent.log_q(params, z), model.latent.log_prior(z)  # (K, B) each
+        kl = model.latent.kl(params)  # (B,)
     log_lik = model.log_likelihood(x, z)  # (K, B)
-    kl = model.latent.kl(params)  # (B,)
-    log_weights = log_lik + model.latent.log_prior(z) - model.latent.log_q(params, z)  # (K, B)
+    log_weights = log_lik + log_prior - log_q  # (K, B)
     # IWAE_K = log mean_k w_k, w_k = p(x, z_k) / q(z_k|x)   (Burda et al. 2016, eq. 8)
     iwae = torch.logsumexp(log_weights, dim=0) - math.log(num_samples)  # (K, B) -> (B,)
     recon_nll = -log_lik.mean(0)  # (K, B) -> (B,)

@@ -48,7 +48,8 @@ class VAELearner:
     statistics ``grad/encoder_var_trace``, ``grad/encoder_snr`` (of the estimator in use),
     ``grad/encoder_var_trace_pathwise``, ``grad/encoder_var_trace_score_function`` and
     ``grad/encoder_var_ratio`` (score function / pathwise), all on the same minibatch and
-    parameters.
+    parameters. A flow posterior trains with the pathwise estimator only, so it logs the
+    first two; its gradient statistics cover the encoder and the flow's own parameters.
     """
 
     steps_per_advance = 1
@@ -70,6 +71,8 @@ class VAELearner:
             raise ValueError(f"grad_variance_every must be >= 0 (0 = off), got {grad_variance_every}")
         if grad_variance_samples < 2:
             raise ValueError(f"grad_variance_samples must be >= 2, got {grad_variance_samples}")
+        if model.posterior == "flow" and estimator != "pathwise":
+            raise ValueError(f"posterior: flow is trained with estimator: pathwise, got {estimator!r}")
         self.estimator: Estimator = estimator  # narrowed by the check above
         self.optim_config = optim
         self.grad_variance_every = grad_variance_every
@@ -131,12 +134,14 @@ class VAELearner:
         return metrics | grad_metrics
 
     def _gradient_diagnostics(self, x: Tensor, temperature: float) -> dict[str, float]:
-        """Variance of the encoder-gradient estimate of both estimators on the minibatch x.
+        """Variance of the encoder-gradient estimate of both estimators (the pathwise one alone
+        for a flow posterior) on the minibatch x.
 
         Each of the ``grad_variance_samples`` draws is one full minibatch estimate (fresh
         latent noise, same x and parameters), so the variance is the estimator's own noise.
         """
-        encoder = list(self.model.encoder.parameters())
+        encoder = self.model.posterior_parameters()
+        estimators = ESTIMATORS if self.model.config.posterior == "diagonal" else ("pathwise",)
 
         def surrogate(estimator: Estimator) -> Tensor:
             objective, _ = elbo_objective(
@@ -147,12 +152,16 @@ class VAELearner:
         with seeded_rng(self.seed * RNG_SEED_OFFSET + self.step, self.device):
             stats = {
                 name: gradient_stats(gradient_samples(partial(surrogate, name), encoder, self.grad_variance_samples))
-                for name in ESTIMATORS
+                for name in estimators
             }
         var = {name: float(s.var_trace) for name, s in stats.items()}
-        return {
+        metrics = {
             "grad/encoder_var_trace": var[self.estimator],
             "grad/encoder_snr": float(stats[self.estimator].snr),
+        }
+        if "score_function" not in var:
+            return metrics
+        return metrics | {
             "grad/encoder_var_trace_pathwise": var["pathwise"],
             "grad/encoder_var_trace_score_function": var["score_function"],
             "grad/encoder_var_ratio": var["score_function"] / var["pathwise"],

@@ -19,11 +19,12 @@ VAE_CONFIGS = sorted((REPO / "configs").glob("vae_*.yaml"))
 
 
 def tiny_learner(estimator: str = "pathwise", latent: str = "gaussian", baseline: str = "leave_one_out",
-                 grad_variance_every: int = 0, latent_dim: int = 3) -> VAELearner:
+                 grad_variance_every: int = 0, latent_dim: int = 3, posterior: str = "diagonal") -> VAELearner:
     return VAELearner(
         data=DataConfig(batch_size=32),
         model=ModelConfig(latent=latent, latent_dim=latent_dim, categories=4, hidden_sizes=[16],  # type: ignore[arg-type]
-                          iwae_samples=4, temperature_decay=0.1),
+                          iwae_samples=4, temperature_decay=0.1, posterior=posterior,  # type: ignore[arg-type]
+                          flow_steps=2, flow_context=4),
         optim=OptimConfig(samples=2, baseline=baseline),  # type: ignore[arg-type]
         estimator=estimator,
         grad_variance_every=grad_variance_every,
@@ -43,29 +44,31 @@ def advance(learner: VAELearner, steps: int) -> list[dict[str, float]]:
 
 
 RESUME_CASES = [
-    ("pathwise", "gaussian", "leave_one_out"),
-    ("score_function", "gaussian", "ema"),
-    ("pathwise", "categorical", "leave_one_out"),
-    ("score_function", "categorical", "none"),
+    ("pathwise", "gaussian", "leave_one_out", "diagonal"),
+    ("pathwise", "gaussian", "leave_one_out", "flow"),
+    ("score_function", "gaussian", "ema", "diagonal"),
+    ("pathwise", "categorical", "leave_one_out", "diagonal"),
+    ("score_function", "categorical", "none", "diagonal"),
 ]
 
 
-@pytest.mark.parametrize(("estimator", "latent", "baseline"), RESUME_CASES)
-def test_resume_from_a_checkpoint_is_bit_identical(estimator: str, latent: str, baseline: str) -> None:
+@pytest.mark.parametrize(("estimator", "latent", "baseline", "posterior"), RESUME_CASES)
+def test_resume_from_a_checkpoint_is_bit_identical(estimator: str, latent: str, baseline: str,
+                                                   posterior: str) -> None:
     total, split = 9, 4
     torch.manual_seed(7)
-    straight = tiny_learner(estimator, latent, baseline, grad_variance_every=3)
+    straight = tiny_learner(estimator, latent, baseline, grad_variance_every=3, posterior=posterior)
     advance(straight, split)
     straight.evaluate()  # train.py evaluates between steps: must not shift the training noise
     advance(straight, total - split)
 
     torch.manual_seed(7)
-    first = tiny_learner(estimator, latent, baseline, grad_variance_every=3)
+    first = tiny_learner(estimator, latent, baseline, grad_variance_every=3, posterior=posterior)
     advance(first, split)
     buffer = io.BytesIO()
     torch.save({"learner": first.state_dict(), "rng": torch.get_rng_state()}, buffer)
     torch.manual_seed(12345)  # a fresh process: other global RNG state, until train.py restores it
-    resumed = tiny_learner(estimator, latent, baseline, grad_variance_every=3)
+    resumed = tiny_learner(estimator, latent, baseline, grad_variance_every=3, posterior=posterior)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
     resumed.load_state_dict(state["learner"])
@@ -157,9 +160,19 @@ def test_shipped_config_loads_and_trains(path: Path) -> None:
     assert learner.step == 1 and math.isfinite(metrics["train/elbo"])
 
 
-def test_vae_configs_cover_both_estimators_and_both_latents() -> None:
+def test_vae_configs_cover_both_estimators_both_latents_and_the_flow_posterior() -> None:
     names = {p.name for p in VAE_CONFIGS}
-    assert {"vae_digits.yaml", "vae_digits_score_function.yaml", "vae_digits_categorical.yaml"} <= names
+    assert {"vae_digits.yaml", "vae_digits_score_function.yaml", "vae_digits_categorical.yaml",
+            "vae_digits_flow.yaml"} <= names
+
+
+def test_flow_posterior_logs_pathwise_statistics_and_refuses_the_score_function() -> None:
+    learner = tiny_learner(posterior="flow", grad_variance_every=2)
+    logs = advance(learner, 2)
+    assert {"grad/encoder_var_trace", "grad/encoder_snr"} <= logs[1].keys()
+    assert "grad/encoder_var_ratio" not in logs[1]
+    with pytest.raises(ValueError, match="posterior: flow is trained with estimator: pathwise"):
+        tiny_learner("score_function", posterior="flow")
 
 
 def test_train_py_runs_a_vae_config_end_to_end(tmp_path: Path) -> None:
