@@ -17,12 +17,12 @@ def resolve_threads(threads: int | str) -> int:
     return len(os.sched_getaffinity(0))
 
 
-def configure_torch(threads: int) -> None:
-    """Use `threads` intra-op threads and flush denormal floats to zero.
+def configure_torch(threads: int | str) -> None:
+    """Use `threads` intra-op threads (`auto`: see resolve_threads) and flush denormal floats to zero.
 
     Denormals (|x| < 1.2e-38 in float32) cost x86 CPUs roughly 100x per operation, and SAC
     training produces them: flushing them took our update on Hopper-v5 from 4.09 to 3.53 ms
     (benchmarks/NOTES.md). No value at or above 1.2e-38 changes.
     """
-    torch.set_num_threads(threads)
+    torch.set_num_threads(resolve_threads(threads))
     torch.set_flush_denormal(True)  # returns False where the CPU lacks the flag; then a no-op
