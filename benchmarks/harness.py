@@ -19,8 +19,12 @@ Runner = Callable[[Path, int, int, int, int], dict[str, Any]]
 
 
 def parse_args(description: str, default_config: Path, default_seeds: list[int],
-               impls: list[str]) -> argparse.Namespace:
+               impls: list[str], extra: Callable[[argparse.ArgumentParser], None] | None = None
+               ) -> argparse.Namespace:
+    """The arguments every learning benchmark takes, and a script's own (`extra` adds them)."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--config", type=Path, default=default_config)
     parser.add_argument("--steps", type=int, default=None, help="env steps (default: the config's total_steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=default_seeds)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envs import make_env  # noqa: E402
+from envs import make_env
 
 
 def random_returns(env_id: str, episodes: int, seed: int) -> list[float]:
