@@ -1,5 +1,5 @@
 """The return of uniformly random actions: the `random` score that normalizes each task in sweep
-reports (configs/reference_scores.yaml).
+reports (training/reference_scores.yaml).
 
     python benchmarks/random_scores.py HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5 Humanoid-v5 Pendulum-v1
 

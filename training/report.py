@@ -4,7 +4,7 @@ rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice"
 Per group: each seed's final score (a completed trial's summary.json), mean +- std (population,
 ddof 0, as the README's tables), median, interquartile mean (IQM) and its 95% stratified-bootstrap
 CI. Across tasks, scores are normalized `(score - random) / (reference - random)` with the
-numbers in configs/reference_scores.yaml (each with its source); per variant the IQM, mean and
+numbers in training/reference_scores.yaml (each with its source); per variant the IQM, mean and
 optimality gap of the normalized scores with CIs, and for two or more variants the probability
 of improvement. Figures: sample-efficiency curves (IQM over seeds against steps, CI band) per
 task, the performance profile, and the aggregate intervals.
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-REFERENCE_SCORES = Path(__file__).resolve().parents[1] / "configs" / "reference_scores.yaml"
+REFERENCE_SCORES = Path(__file__).resolve().parent / "reference_scores.yaml"
 # The final score in summary.json and the learning-curve key in metrics.jsonl, per kind.
 SCORES = {"sac": ("eval_return_mean", "eval/return_mean"),
           "reinforce": ("eval_return_mean", "eval/return_mean"),
@@ -152,7 +152,7 @@ def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any
     tasks = sorted({g["env_id"] for g in groups if g["env_id"] in references})
     tasks = [t for t in tasks if all(any(g["variant"] == v and g["env_id"] == t for g in groups) for v in variants)]
     if not tasks:
-        return {"tasks": [], "note": "no task has a reference score in configs/reference_scores.yaml"}
+        return {"tasks": [], "note": "no task has a reference score in training/reference_scores.yaml"}
     normalized: dict[str, np.ndarray] = {}
     for v in variants:
         columns = []
@@ -224,7 +224,7 @@ def markdown(report: dict[str, Any]) -> str:
     agg = report["aggregate"]
     if agg.get("tasks"):
         lines += ["", f"## Across tasks: normalized scores on {', '.join(agg['tasks'])}", "",
-                  "`(score - random) / (reference - random)`, references in configs/reference_scores.yaml:",
+                  "`(score - random) / (reference - random)`, references in training/reference_scores.yaml:",
                   ""]
         lines += [f"- {t}: random {_fmt(r['random'])}, reference {_fmt(r['reference'])} ({r['source']})"
                   for t, r in agg["normalization"].items()]

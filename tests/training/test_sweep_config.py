@@ -98,3 +98,11 @@ def test_threads_auto_follows_omp_num_threads_else_the_cpus_of_this_process(monk
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert resolve_threads("auto") == len(__import__("os").sched_getaffinity(0))
     assert resolve_threads(5) == 5
+
+
+def test_every_shipped_sweep_config_loads_and_expands() -> None:
+    paths = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        trials = expand(load_sweep_config(path, []))
+        assert trials and all(t.config["total_steps"] >= 1 for t in trials), path
