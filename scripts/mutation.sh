@@ -56,6 +56,8 @@ only_mutate = ["$module"]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly"]
 pytest_add_cli_args_test_selection = [$(quoted "${tests[@]}")]
 process_isolation = "forkserver"
+# the machine is shared: a mutant counts as a timeout only past 50x its tests' clean time
+timeout_multiplier = 50.0
 EOF
 
 cd "$work"

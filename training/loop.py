@@ -184,8 +184,9 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
 
     def evaluate() -> None:
         nonlocal last_eval
-        last_eval = learner.evaluate()
-        log(last_eval)
+        metrics = learner.evaluate()
+        log(metrics)  # checked first: a non-finite evaluation never reaches summary.json or a checkpoint
+        last_eval = metrics
         progress.update(0, last_eval)
 
     def finish(status: str, code: int, note: str | None = None) -> int:
