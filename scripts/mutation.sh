@@ -13,6 +13,10 @@
 # At the end (or when the budget runs out) it prints the killed / survived / ... counts and
 # writes them with the list of surviving mutants to MUTATION_DIR/summary.txt; inspect one with
 # `cd MUTATION_DIR && mutmut show NAME`. Runs under `nice -n 15`: the machine is shared.
+#
+# Before and after new tests: MUTATION_REV=<commit> copies that commit instead of the working
+# tree (the score of the tests as they were); a later run with RECHECK=1 copies the working tree
+# over it and reruns only the mutants that survived, keeping the other results.
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -f "$1" || "$1" != *.py ]]; then
@@ -39,8 +43,11 @@ fi
 
 work="${MUTATION_DIR:-/tmp/mutation-${dotted}}"
 mkdir -p "$work"
-# The working tree as it is (tracked and untracked-but-not-ignored files), over the last copy.
-git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work"
+if [[ -n "${MUTATION_REV:-}" ]]; then
+  git archive "$MUTATION_REV" | tar -xf - -C "$work"
+else  # the working tree as it is (tracked and untracked-but-not-ignored files), over the last copy
+  git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work"
+fi
 packages=$(python - <<'EOF'
 import tomllib
 print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["setuptools"]["packages"]))
@@ -62,8 +69,13 @@ EOF
 
 cd "$work"
 echo "mutating $module for at most $budget min with: ${tests[*]}" >&2
+names=()
+if [[ -n "${RECHECK:-}" ]]; then
+  mapfile -t names < <(mutmut results | sed -nE 's/^ *([^ ]+): survived$/\1/p')
+  echo "rechecking the ${#names[@]} surviving mutants" >&2
+fi
 set +e
-OMP_NUM_THREADS=1 timeout --signal=INT --kill-after=60 "$((budget * 60))" nice -n 15 mutmut run
+OMP_NUM_THREADS=1 timeout --signal=INT --kill-after=60 "$((budget * 60))" nice -n 15 mutmut run "${names[@]}"
 status=$?
 set -e
 if [[ $status -eq 124 ]]; then
