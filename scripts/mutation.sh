@@ -6,7 +6,7 @@
 #   scripts/mutation.sh agents/reinforce.py 30 tests/agents/test_reinforce.py
 #
 # MODULE is a path such as agents/buffer.py. The tests run are TEST_FILEs when given, else every
-# test file that imports MODULE by its dotted name (agents.buffer); mutmut then runs, for each
+# test file of the copy that imports MODULE by its dotted name (agents.buffer); mutmut then runs, for each
 # mutant, only those of them that call the mutated function. The run happens in a scratch copy
 # of the working tree (MUTATION_DIR, default /tmp/mutation-<module>), so the checkout is never
 # touched; rerunning continues where the last run stopped (mutmut keeps finished results).
@@ -32,14 +32,6 @@ if ! [[ "$budget" =~ ^[1-9][0-9]*$ ]]; then
 fi
 dotted="${module%.py}"
 dotted="${dotted//\//.}"
-tests=("$@")
-if [[ ${#tests[@]} -eq 0 ]]; then
-  mapfile -t tests < <(grep -rlE "(from|import) ${dotted//./\\.}( |$)" tests --include='test_*.py' | sort)
-fi
-if [[ ${#tests[@]} -eq 0 ]]; then
-  echo "error: no test file imports $dotted; name the tests: scripts/mutation.sh $module $budget TEST_FILE ..." >&2
-  exit 2
-fi
 
 work="${MUTATION_DIR:-/tmp/mutation-${dotted}}"
 mkdir -p "$work"
@@ -47,6 +39,14 @@ if [[ -n "${MUTATION_REV:-}" ]]; then
   git archive "$MUTATION_REV" | tar -xf - -C "$work"
 else  # the working tree as it is (tracked and untracked-but-not-ignored files), over the last copy
   git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work"
+fi
+tests=("$@")
+if [[ ${#tests[@]} -eq 0 ]]; then
+  mapfile -t tests < <(cd "$work" && grep -rlE "(from|import) ${dotted//./\\.}( |$)" tests --include='test_*.py' | sort)
+fi
+if [[ ${#tests[@]} -eq 0 ]]; then
+  echo "error: no test file imports $dotted; name the tests: scripts/mutation.sh $module $budget TEST_FILE ..." >&2
+  exit 2
 fi
 packages=$(python - <<'EOF'
 import tomllib
