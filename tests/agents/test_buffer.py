@@ -67,6 +67,8 @@ def test_bad_input_is_a_one_line_value_error() -> None:
     obs, action, reward, next_obs, terminated = transitions(0, 3)
     with pytest.raises(ValueError, match=r"^shape mismatch: reward \(1,\) vs expected \(3,\)$"):
         buffer.add(obs, action, reward[:1], next_obs, terminated)
+    with pytest.raises(ValueError, match=r"^shape mismatch: obs \(3, 3\) vs expected \(3, 2\)$"):
+        buffer.add(torch.zeros(3, 3), action, reward, next_obs, terminated)
     with pytest.raises(ValueError, match=r"^cannot add 5 transitions to a buffer of capacity 4$"):
         buffer.add(*transitions(0, 5))
     with pytest.raises(ValueError, match=r"^capacity must be >= 1, got 0$"):
