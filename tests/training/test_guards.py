@@ -9,6 +9,7 @@ and the reason, keeps its last good checkpoint, and never writes a non-finite on
 import json
 import math
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,15 +164,21 @@ def wandb_records(run_dir: Path) -> Iterator[Any]:
             yield parsed
 
 
+def finished_wandb_records(run_dir: Path, timeout_s: float = 60.0) -> list[Any]:
+    """The records once the run's exit record is in the file. W&B's service process writes the
+    file: `finish()` can return before it has flushed (measured: 1 run in 6 read back right
+    after finish held only the 7-byte header)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = list(wandb_records(run_dir))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def item_name(item: Any) -> str:
     """A history / config item's name: `key`, or (wandb >= 0.2x) the one-part `nested_key`."""
     return item.key or "/".join(item.nested_key)
-
-
-def history(run_dir: Path) -> list[dict[str, Any]]:
-    """The W&B history rows (one per run.log call), values decoded from JSON."""
-    return [{item_name(item): json.loads(item.value_json) for item in r.history.item}
-            for r in wandb_records(run_dir) if r.WhichOneof("record_type") == "history"]
 
 
 def test_an_offline_wandb_run_holds_the_metrics_on_the_global_step_axis(
@@ -180,7 +187,7 @@ def test_an_offline_wandb_run_holds_the_metrics_on_the_global_step_axis(
     out = tmp_path / "run"
     assert train.main(["--out", str(out), "total_steps=400", *TINY_SAC, "wandb.mode=offline",
                        "wandb.name=readback", "wandb.tags=[t1]"]) == 0
-    records = list(wandb_records(out))
+    records = finished_wandb_records(out)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (run.project, run.display_name, list(run.tags)) == ("reparam-rl", "readback", ["t1"])
     assert run.run_id == load_latest(out / "checkpoints")[0]["run"]["wandb_id"]
@@ -191,7 +198,8 @@ def test_an_offline_wandb_run_holds_the_metrics_on_the_global_step_axis(
     assert any(m.name == "global_step" for m in metrics)
     assert any(m.glob_name == "*" and m.step_metric == "global_step" for m in metrics)
     # every metrics.jsonl row is a W&B history row with the same values at the same global_step
-    rows = history(out)
+    rows = [{item_name(item): json.loads(item.value_json) for item in r.history.item}
+            for r in records if r.WhichOneof("record_type") == "history"]
     assert all("global_step" in row for row in rows)
     local = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [{k: v for k, v in row.items() if not k.startswith(("_", "time/"))} for row in rows]
