@@ -16,7 +16,8 @@
 #
 # Before and after new tests: MUTATION_REV=<commit> copies that commit instead of the working
 # tree (the score of the tests as they were); a later run with RECHECK=1 copies the working tree
-# over it and reruns only the mutants that survived, keeping the other results.
+# over it and reruns only the mutants that survived, keeping the other results. MUTANTS='GLOB ...'
+# restricts a run to the mutants whose names match (mutmut names them module.xǁClassǁmethod__mutmut_N).
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -f "$1" || "$1" != *.py ]]; then
@@ -69,7 +70,7 @@ EOF
 
 cd "$work"
 echo "mutating $module for at most $budget min with: ${tests[*]}" >&2
-names=()
+read -ra names <<< "${MUTANTS:-}"  # mutant-name globs to restrict the run to, e.g. 'agents.reinforce.xǁReinforceǁupdate*'
 if [[ -n "${RECHECK:-}" ]]; then
   mapfile -t names < <(mutmut results | sed -nE 's/^ *([^ ]+): survived$/\1/p')
   echo "rechecking the ${#names[@]} surviving mutants" >&2

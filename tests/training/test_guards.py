@@ -109,6 +109,7 @@ def test_a_nan_in_a_reinforce_run_fails_it_at_the_logged_update(
     assert train.main(["--config", str(REPO / "configs" / "reinforce_pendulum.yaml"), "--out", str(out),
                        "total_steps=2000", *TINY_REINFORCE]) == 1
     assert_failed(out, capsys.readouterr().err, "non-finite loss/actor = nan at step 700", kept_step=500)
+    assert strict_json(out / "summary.json")["env_id"] == "Pendulum-v1"
 
 
 def test_a_nan_in_a_vae_run_fails_it_and_summary_json_stays_json(
