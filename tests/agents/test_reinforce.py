@@ -255,7 +255,7 @@ def log_normal_by_hand(agent: Reinforce, obs: Tensor, pre_tanh: Tensor) -> Tenso
 def fixed_batch(baseline: bool) -> ScoredBatch:
     g = torch.Generator().manual_seed(5)
     obs, pre_tanh = torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)
-    returns = torch.tensor([3.0, -1.0, 0.5, 2.0, -2.5, 1.0])
+    returns = torch.tensor([0.3, -0.1, 0.05, 0.2, -0.25, 0.1])  # std 0.2 < 1: a clamp at 1 would show
     return ScoredBatch(obs, pre_tanh, returns, returns * 0.5 - 0.25 if baseline else None)
 
 
@@ -282,10 +282,16 @@ def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(baseli
     for p, p0, g in zip(params, before, expected, strict=True):
         torch.testing.assert_close(p.detach() - p0, lr * g, rtol=1e-4, atol=1e-7)  # ascent: + lr * grad J
     assert any(g.abs().max() > 1e-3 for g in expected)  # a step that tells directions apart
-    # loss/actor is the negated surrogate mean(log pi * A + A), log pi with its tanh correction
+    # loss/actor is the negated surrogate mean(log pi * A + f), log pi with its tanh correction and
+    # f the scored values: G, or the normalized A (score_function_surrogate's value convention)
     log_pi = log_prob.detach() - torch.log1p(-torch.tanh(batch.pre_tanh) ** 2).sum(-1)  # (M, A) -> (M,)
-    assert metrics["loss/actor"] == pytest.approx(-float((log_pi * advantage + advantage).mean()), rel=1e-5)
+    f = advantage if normalize else batch.returns
+    assert metrics["loss/actor"] == pytest.approx(-float((log_pi * advantage + f).mean()), rel=1e-5)
+    assert metrics["stats/entropy"] == pytest.approx(-float(log_pi.mean()), rel=1e-5)  # -mean log pi
+    assert metrics["stats/return_mean"] == pytest.approx(float(batch.returns.mean()), rel=1e-6)
     assert agent.num_updates == 1
+    agent.update(batch, log=False)
+    assert agent.num_updates == 2
 
 
 def test_max_grad_norm_clips_the_step_to_that_norm_in_the_gradient_direction() -> None:
