@@ -256,7 +256,9 @@ def fixed_batch(baseline: bool) -> ScoredBatch:
     g = torch.Generator().manual_seed(5)
     obs, pre_tanh = torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)
     returns = torch.tensor([0.3, -0.1, 0.05, 0.2, -0.25, 0.1])  # std 0.2 < 1: a clamp at 1 would show
-    return ScoredBatch(obs, pre_tanh, returns, returns * 0.5 - 0.25 if baseline else None)
+    # a baseline that is no affine function of the returns, so normalizing does not cancel it
+    b = torch.tensor([0.1, 0.3, -0.2, 0.0, 0.05, -0.1])
+    return ScoredBatch(obs, pre_tanh, returns, b if baseline else None)
 
 
 @pytest.mark.parametrize("baseline", [False, True], ids=["no-baseline", "baseline"])
