@@ -26,6 +26,7 @@ from training.config import (
     VAERunConfig,
     load_config,
     read_yaml,
+    resume_config,
     save_config,
     to_dict,
 )
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = args.resume
                 if not (run_dir / "config.yaml").is_file():
                     raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-                config = load_config(None, args.overrides, base=read_yaml(run_dir / "config.yaml"))
+                config = resume_config(read_yaml(run_dir / "config.yaml"), args.overrides)
                 config.threads = resolve_threads(config.threads)
                 state, path = load_latest(run_dir / "checkpoints")
                 if state["step"] >= config.total_steps:
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 except KeyError as e:  # written by a version whose learner kept other state
                     raise ConfigError(f"{path} lacks the {e} entry this version's {config.kind} learner restores; "
                                       "it was written by another version of reparam-rl and cannot be resumed") from None
+                except (RuntimeError, ValueError) as e:  # tensor shapes that config.yaml does not give
+                    raise ConfigError(f"{path} does not fit {run_dir / 'config.yaml'} (was it edited?): "
+                                      f"{str(e).splitlines()[0]}") from None
                 resume: Resume | None = Resume.from_checkpoint(state)
                 name = run_dir.name
                 print(f"resuming {run_dir} from {path.name} (step {state['step']})", file=sys.stderr)

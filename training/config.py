@@ -351,3 +351,46 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 def save_config(config: RunConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+# Sections a resumed run may change: how long it runs and how it evaluates, checkpoints and
+# reports. Everything else (kind, seed, env, agent, data, model, optim, estimator) is what the
+# checkpoint was trained with.
+RESUME_MAY_CHANGE = ("total_steps", "device", "threads", "eval", "checkpoint", "log", "wandb",
+                     "diagnostics")
+
+
+def _flatten(data: dict[str, Any], where: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, _join(where, key))
+        else:
+            flat[_join(where, key)] = value
+    return flat
+
+
+def resume_config(saved: dict[str, Any], overrides: list[str]) -> RunConfig:
+    """The config of a resumed run: its saved config.yaml data plus overrides that may change.
+
+    Raises ConfigError for an override that the saved run cannot take (another kind, seed, env,
+    network or estimator): the checkpoint holds a learner trained with the saved values.
+    """
+    before = load_config(None, [], base=saved)
+    kinds = [text.strip() for key, _, text in (o.partition("=") for o in overrides) if key == "kind"]
+    if kinds and kinds[-1] != before.kind:  # checked first: the other sections differ across kinds
+        raise _fixed_on_resume("kind", before.kind, kinds[-1])
+    after = load_config(None, overrides, base=saved)
+    old, new = _flatten(to_dict(before)), _flatten(to_dict(after))
+    for key in [*old, *(k for k in new if k not in old)]:
+        if old.get(key) != new.get(key) and key.split(".")[0] not in RESUME_MAY_CHANGE:
+            raise _fixed_on_resume(key, old.get(key), new.get(key))
+    return after
+
+
+def _fixed_on_resume(key: str, old: Any, new: Any) -> ConfigError:
+    return ConfigError(
+        f"--resume cannot change {key} from {old!r} to {new!r}: the checkpoint holds a learner "
+        f"trained with it; a resumed run may change only {', '.join(RESUME_MAY_CHANGE)} "
+        "(start a new run with --out for another configuration)"
+    )

@@ -197,8 +197,9 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
 
     def evaluate() -> None:
         nonlocal last_eval
-        last_eval = learner.evaluate()
-        log(last_eval)
+        metrics = learner.evaluate()
+        log(metrics)  # checked first: a non-finite evaluation never reaches summary.json or a checkpoint
+        last_eval = metrics
         if isinstance(learner, FilmedLearner) and (video := learner.pop_video()) is not None:
             wandb.log_video(learner.step, "eval/video", video)
         progress.update(0, last_eval)

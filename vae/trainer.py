@@ -191,7 +191,12 @@ class VAELearner:
         }
 
     def summary(self) -> dict[str, Any]:
-        """summary.json fields: dataset and the test bounds (nats per example, higher is better)."""
+        """summary.json fields: dataset and the test bounds (nats per example, higher is better).
+
+        A model with a non-finite weight (a run the loop stopped as failed) has no bounds.
+        """
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            return {"dataset": self.dataset.name}
         test = self._bounds(self.dataset.test)
         return {"dataset": self.dataset.name} | {f"test_{key}": value for key, value in test.items()}
 

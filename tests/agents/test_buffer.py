@@ -62,10 +62,51 @@ def test_state_dict_holds_the_filled_part_and_restores_contents_and_sampling() -
 
 def test_bad_input_is_a_one_line_value_error() -> None:
     buffer = ReplayBuffer(capacity=4, obs_dim=2, act_dim=1, batch_size=2, device=CPU, seed=0)
-    with pytest.raises(ValueError, match="cannot sample from an empty replay buffer"):
+    with pytest.raises(ValueError, match=r"^cannot sample from an empty replay buffer$"):
         buffer.sample()
     obs, action, reward, next_obs, terminated = transitions(0, 3)
-    with pytest.raises(ValueError, match=r"shape mismatch: reward \(1,\) vs expected \(3,\)"):
+    with pytest.raises(ValueError, match=r"^shape mismatch: reward \(1,\) vs expected \(3,\)$"):
         buffer.add(obs, action, reward[:1], next_obs, terminated)
-    with pytest.raises(ValueError, match="cannot add 5 transitions to a buffer of capacity 4"):
+    with pytest.raises(ValueError, match=r"^shape mismatch: obs \(3, 3\) vs expected \(3, 2\)$"):
+        buffer.add(torch.zeros(3, 3), action, reward, next_obs, terminated)
+    with pytest.raises(ValueError, match=r"^cannot add 5 transitions to a buffer of capacity 4$"):
         buffer.add(*transitions(0, 5))
+    with pytest.raises(ValueError, match=r"^capacity must be >= 1, got 0$"):
+        ReplayBuffer(capacity=0, obs_dim=2, act_dim=1, batch_size=2, device=CPU, seed=0)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
+        ReplayBuffer(capacity=4, obs_dim=2, act_dim=1, batch_size=0, device=CPU, seed=0)
+
+
+def test_the_smallest_buffer_and_batch_work() -> None:
+    buffer = ReplayBuffer(capacity=1, obs_dim=2, act_dim=1, batch_size=1, device=CPU, seed=0)
+    buffer.add(*transitions(0, 1))
+    buffer.add(*transitions(7, 1))  # overwrites the only slot
+    assert (buffer.pos, len(buffer)) == (0, 1)
+    assert buffer.sample().reward.tolist() == [7.0]
+
+
+def test_after_wrapping_sampling_is_uniform_over_the_whole_ring() -> None:
+    """Once the ring has wrapped, every slot holds a live transition, also those at and above
+    the write position: each of the 5 is drawn with probability 1/5 (binomial, 5 SE)."""
+    buffer = ReplayBuffer(capacity=5, obs_dim=2, act_dim=1, batch_size=1000, device=CPU, seed=0)
+    buffer.add(*transitions(0, 3))
+    buffer.add(*transitions(3, 4))  # slots hold 5, 6, 2, 3, 4; pos = 2
+    draws = torch.cat([buffer.sample().reward.clone() for _ in range(20)])  # 20000 draws
+    counts = torch.stack([(draws == r).sum() for r in (2.0, 3.0, 4.0, 5.0, 6.0)]).double()
+    assert counts.sum() == draws.numel()  # nothing else (no overwritten 0 or 1)
+    n, p = draws.numel(), 0.2
+    assert torch.all((counts - n * p).abs() <= 5 * (n * p * (1 - p)) ** 0.5), counts
+
+
+def test_load_state_dict_takes_a_full_buffer_and_refuses_one_that_does_not_fit() -> None:
+    full = ReplayBuffer(capacity=4, obs_dim=2, act_dim=1, batch_size=2, device=CPU, seed=0)
+    full.add(*transitions(0, 4))
+    same = ReplayBuffer(capacity=4, obs_dim=2, act_dim=1, batch_size=2, device=CPU, seed=1)
+    same.load_state_dict(full.state_dict())  # size == capacity fits
+    assert torch.equal(same.storage.reward, full.storage.reward) and len(same) == 4
+    small = ReplayBuffer(capacity=3, obs_dim=2, act_dim=1, batch_size=2, device=CPU, seed=0)
+    with pytest.raises(ValueError, match=r"^saved buffer holds 4 transitions, more than this capacity 3$"):
+        small.load_state_dict(full.state_dict())
+    wide = ReplayBuffer(capacity=4, obs_dim=3, act_dim=1, batch_size=2, device=CPU, seed=0)
+    with pytest.raises(ValueError, match=r"^shape mismatch: saved obs \(4, 2\) vs expected \(4, 3\)$"):
+        wide.load_state_dict(full.state_dict())

@@ -9,9 +9,10 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from agents.reinforce import Reinforce, ReinforceConfig, ReinforceLearner
+from agents.reinforce import Reinforce, ReinforceConfig, ReinforceLearner, ScoredBatch
 from agents.rollout import Rollout, complete_episode_mask, reward_to_go
 from envs import EnvConfig
+from policies.actor import TanhGaussianActor
 from training.config import RunConfig, build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -234,3 +235,155 @@ def test_reinforce_balances_the_inverted_pendulum_within_300k_steps() -> None:
         returns.append(learner.evaluate()["eval/return_mean"])
         learner.close()
     assert sum(returns) / len(returns) >= 900, returns
+
+
+# ---------------------------------------------------------------------------------- one update, by hand
+
+
+def log_normal_by_hand(agent: Reinforce, obs: Tensor, pre_tanh: Tensor) -> Tensor:
+    """log N(u; loc(s), scale(s)) summed over action dims, with torch.distributions.Normal.
+
+    The tanh correction of log pi is a function of the stored u alone: it has no gradient.
+    Shapes: obs (M, O), pre_tanh (M, A) -> (M,).
+    """
+    loc, raw = agent.actor.net(obs).chunk(2, dim=-1)  # (M, 2A) -> 2 x (M, A)
+    low, high = TanhGaussianActor.LOG_STD_MIN, TanhGaussianActor.LOG_STD_MAX
+    log_std = low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
+    return torch.distributions.Normal(loc, log_std.exp()).log_prob(pre_tanh).sum(-1)
+
+
+def fixed_batch(baseline: bool) -> ScoredBatch:
+    g = torch.Generator().manual_seed(5)
+    obs, pre_tanh = torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)
+    returns = torch.tensor([0.3, -0.1, 0.05, 0.2, -0.25, 0.1])  # std 0.2 < 1: a clamp at 1 would show
+    # a baseline that is no affine function of the returns, so normalizing does not cancel it
+    b = torch.tensor([0.1, 0.3, -0.2, 0.0, 0.05, -0.1])
+    return ScoredBatch(obs, pre_tanh, returns, b if baseline else None)
+
+
+@pytest.mark.parametrize("baseline", [False, True], ids=["no-baseline", "baseline"])
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalized"])
+def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(baseline: bool, normalize: bool) -> None:
+    """With plain SGD in place of Adam, the step is exactly lr * mean_t A_t grad log pi(u_t | s_t),
+    A_t = G_t - b_t, rescaled to mean 0 / std 1 when normalizing: direction and size."""
+    torch.manual_seed(0)
+    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True, normalize_advantage=normalize)
+    agent = Reinforce(3, 2, config, CPU)
+    lr = 0.1
+    agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=lr)
+    batch = fixed_batch(baseline)
+    advantage = batch.returns - (batch.baseline if baseline else 0.0)
+    if normalize:
+        advantage = (advantage - advantage.mean()) / advantage.std()
+    params = list(agent.actor.parameters())
+    log_prob = log_normal_by_hand(agent, batch.obs, batch.pre_tanh)
+    expected = torch.autograd.grad((advantage * log_prob).mean(), params)  # d J / d theta
+    before = [p.detach().clone() for p in params]
+
+    metrics = agent.update(batch, log=True)
+    for p, p0, g in zip(params, before, expected, strict=True):
+        torch.testing.assert_close(p.detach() - p0, lr * g, rtol=1e-4, atol=1e-7)  # ascent: + lr * grad J
+    assert any(g.abs().max() > 1e-3 for g in expected)  # a step that tells directions apart
+    # loss/actor is the negated surrogate mean(log pi * A + f), log pi with its tanh correction and
+    # f the scored values: G, or the normalized A (score_function_surrogate's value convention)
+    log_pi = log_prob.detach() - torch.log1p(-torch.tanh(batch.pre_tanh) ** 2).sum(-1)  # (M, A) -> (M,)
+    f = advantage if normalize else batch.returns
+    assert metrics["loss/actor"] == pytest.approx(-float((log_pi * advantage + f).mean()), rel=1e-5)
+    assert metrics["stats/entropy"] == pytest.approx(-float(log_pi.mean()), rel=1e-5)  # -mean log pi
+    assert metrics["stats/return_mean"] == pytest.approx(float(batch.returns.mean()), rel=1e-6)
+    assert agent.num_updates == 1
+    agent.update(batch, log=False)
+    assert agent.num_updates == 2
+
+
+def test_max_grad_norm_clips_the_step_to_that_norm_in_the_gradient_direction() -> None:
+    torch.manual_seed(0)
+    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True,
+                             normalize_advantage=False, max_grad_norm=0.01)
+    agent = Reinforce(3, 2, config, CPU)
+    agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=1.0)
+    batch = fixed_batch(baseline=False)
+    params = list(agent.actor.parameters())
+    grad = torch.autograd.grad((batch.returns * log_normal_by_hand(agent, batch.obs, batch.pre_tanh)).mean(), params)
+    flat = torch.cat([g.flatten() for g in grad])
+    assert flat.norm() > 0.01  # the clip is active
+    before = torch.cat([p.detach().flatten() for p in params])
+    agent.update(batch, log=False)
+    step = torch.cat([p.detach().flatten() for p in params]) - before
+    torch.testing.assert_close(step, 0.01 * flat / flat.norm(), rtol=1e-4, atol=1e-7)
+
+
+def test_the_value_baseline_takes_value_steps_of_regression_towards_the_returns() -> None:
+    """Each of value_steps SGD steps is w <- w - value_lr * grad mean (V(s_t) - G_t)^2."""
+    torch.manual_seed(0)
+    config = ReinforceConfig(hidden_sizes=[8], value_steps=3, normalize_advantage=False)
+    agent = Reinforce(3, 2, config, CPU)
+    assert agent.value is not None
+    agent.value_optimizer = torch.optim.SGD(agent.value.parameters(), lr=0.05)
+    batch = fixed_batch(baseline=True)
+    names = [name for name, _ in agent.value.named_parameters()]
+    by_hand = [p.detach().clone().requires_grad_() for p in agent.value.parameters()]
+    losses = []
+    for _ in range(3):
+        v = torch.func.functional_call(agent.value, dict(zip(names, by_hand, strict=True)), (batch.obs,))
+        losses.append((v - batch.returns).pow(2).mean())  # (M,) -> ()
+        grads = torch.autograd.grad(losses[-1], by_hand)
+        by_hand = [(w - 0.05 * g).detach().requires_grad_() for w, g in zip(by_hand, grads, strict=True)]
+    residual_var = (batch.returns - batch.baseline).var()
+    metrics = agent.update(batch, log=True)
+    for p, w in zip(agent.value.parameters(), by_hand, strict=True):
+        torch.testing.assert_close(p.detach(), w.detach(), rtol=1e-5, atol=1e-7)
+    # explained variance of the V that made the baseline, before the fit: 1 - Var(G - b) / Var(G)
+    assert metrics["stats/value_explained_variance"] == pytest.approx(
+        float(1 - residual_var / batch.returns.var()), rel=1e-6)
+    assert metrics["loss/value"] == pytest.approx(losses[-1].item(), rel=1e-5)  # the last step's loss
+    assert losses[-1].item() < losses[0].item()
+
+
+def test_the_entropy_bonus_adds_its_pathwise_gradient_to_the_step() -> None:
+    """entropy_coef c adds c * grad of -mean log pi(tanh(u)) at a fresh reparameterized draw
+    u = loc + scale * eps: with SGD, step = lr * grad[mean A log N(u_stored) - c mean log pi(u_fresh)]."""
+    torch.manual_seed(0)
+    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True,
+                             normalize_advantage=False, entropy_coef=0.5)
+    agent = Reinforce(3, 2, config, CPU)
+    agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=0.1)
+    batch = fixed_batch(baseline=False)
+    params = list(agent.actor.parameters())
+    loc, raw = agent.actor.net(batch.obs).chunk(2, dim=-1)
+    low, high = TanhGaussianActor.LOG_STD_MIN, TanhGaussianActor.LOG_STD_MAX
+    normal = torch.distributions.Normal(loc, (low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)).exp())
+    torch.manual_seed(7)
+    fresh = normal.rsample()  # (M, A): the update's own draw below, under the same seed
+    log_pi_fresh = normal.log_prob(fresh).sum(-1) - torch.log1p(-torch.tanh(fresh) ** 2).sum(-1)  # (M,)
+    objective = (batch.returns * normal.log_prob(batch.pre_tanh).sum(-1)).mean() - 0.5 * log_pi_fresh.mean()
+    expected = torch.autograd.grad(objective, params)
+    before = [p.detach().clone() for p in params]
+    torch.manual_seed(7)
+    agent.update(batch, log=False)
+    for p, p0, g in zip(params, before, expected, strict=True):
+        torch.testing.assert_close(p.detach() - p0, 0.1 * g, rtol=1e-4, atol=1e-6)
+
+
+def test_the_diagnostic_figures_use_the_batch_baseline_and_resample_minibatches() -> None:
+    """score_function_baseline uses the batch's own baseline (b = G gives every estimate 0), or
+    the leave-one-out mean when the batch has none; minibatches of 8 of 64 steps spread."""
+    from agents.reinforce import reinforce_gradient_figures
+    from estimators.gradients import leave_one_out_baseline
+
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(3, 2, [8])
+    g = torch.Generator().manual_seed(5)
+    obs, pre_tanh, returns = torch.randn(64, 3, generator=g), torch.randn(64, 2, generator=g), torch.randn(64, generator=g)
+
+    exact = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_tanh, returns, returns.clone()), 8, 4)
+    assert exact["score_function_baseline"]["grad_norm_mean"] == 0.0  # A = G - b = 0 at every step
+    assert exact["score_function"]["grad_var_trace"] > 0  # the resampled minibatches differ
+
+    torch.manual_seed(1)
+    implicit = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_tanh, returns, None), 8, 4)
+    torch.manual_seed(1)
+    explicit = reinforce_gradient_figures(
+        actor, ScoredBatch(obs, pre_tanh, returns, leave_one_out_baseline(returns)), 8, 4)
+    assert implicit == explicit
+    assert implicit["score_function_baseline"] != implicit["score_function"]

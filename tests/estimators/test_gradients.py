@@ -185,6 +185,14 @@ def test_ema_baseline_update_and_resume():
     assert torch.equal(fresh.value, ema.value) and fresh.num_updates == ema.num_updates == 3
 
 
+def test_ema_baseline_starts_as_a_zero_tensor_and_decay_zero_follows_the_last_batch():
+    ema = EMABaseline(decay=0.0)  # decay 0 is allowed: b = the latest batch mean
+    assert isinstance(ema.value, torch.Tensor) and ema.value.shape == () and float(ema.value) == 0.0
+    for batch in ([2.0, 4.0], [7.0]):
+        ema.update(torch.tensor(batch))
+    assert float(ema.value) == 7.0
+
+
 def test_baseline_regression_loss_is_minimised_at_the_mean():
     f = torch.tensor([1.0, 2.0, 6.0])
     at_mean = torch.full((3,), 3.0, requires_grad=True)
@@ -208,9 +216,14 @@ def test_shape_mismatches_name_both_shapes():
         lambda: score_function_surrogate(f, torch.zeros(4), torch.zeros(4, 1)), "baseline (4, 1)", "f (4,)"
     )
     _one_line_value_error(lambda: baseline_regression_loss(torch.zeros(4, 1), f), "(4, 1)", "(4,)")
+    with pytest.raises(ValueError) as err:  # a (B,) baseline against (B, 1) values would broadcast to (B, B)
+        score_function_surrogate(torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4))
+    assert str(err.value) == "shape mismatch: baseline (4,) vs f (4, 1) (they must be equal)"
 
 
 def test_bad_baseline_arguments():
     _one_line_value_error(lambda: EMABaseline(decay=1.0), "decay must be in [0, 1)")
     _one_line_value_error(lambda: leave_one_out_baseline(torch.zeros(1, 3)), "K >= 2", "(1, 3)")
-    _one_line_value_error(lambda: leave_one_out_baseline(torch.tensor(1.0)), "K >= 2")
+    with pytest.raises(ValueError) as zero_dim:
+        leave_one_out_baseline(torch.tensor(1.0))
+    assert str(zero_dim.value) == "leave-one-out needs K >= 2 samples along a dimension, got a 0-dim f"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,7 +119,29 @@ def test_cli_writes_table_json_and_plot(tmp_path):
         moments = PROBLEMS["quadratic"].moments(name, 1.0, 0.5)
         assert entry["analytic_mean"] == list(moments.mean)
         assert entry["analytic_var"] == list(moments.var)
+        # The measured figures, against the estimator's moments by quadrature (written out
+        # below, independent of the library), within 5 standard errors of 2000 draws.
+        mean, var, fourth = quadratic_estimator_moments(name, mu=1.0, sigma=0.5)
+        for k in range(2):  # d/dmu, d/dsigma
+            assert abs(entry["mean"][k] - mean[k]) <= 5 * math.sqrt(var[k] / 2000), (name, k)
+            se_var = math.sqrt((fourth[k] - var[k] ** 2) / 2000)  # SE of a sample variance
+            assert abs(entry["var"][k] - var[k]) <= 5 * se_var, (name, k)
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def quadratic_estimator_moments(estimator: str, mu: float, sigma: float) -> tuple[np.ndarray, ...]:
+    """Mean, variance and 4th central moment of the one-sample (d/dmu, d/dsigma) estimates of
+    E[z^2], z = mu + sigma eps, by Gauss-Hermite quadrature (exact: polynomials of degree <= 24)."""
+    eps, w = np.polynomial.hermite_e.hermegauss(40)
+    w = w / w.sum()
+    z = mu + sigma * eps
+    if estimator == "pathwise":  # d/dmu z^2 = 2z, d/dsigma z^2 = 2z eps
+        g = np.stack([2 * z, 2 * z * eps])
+    else:  # f(z) - b times the score (eps / sigma, (eps^2 - 1) / sigma); b = E z^2 = mu^2 + sigma^2
+        b = mu**2 + sigma**2 if estimator == "score_function_baseline" else 0.0
+        g = (z**2 - b) * np.stack([eps / sigma, (eps**2 - 1) / sigma])
+    mean = g @ w  # (2, J) -> (2,)
+    return mean, (g - mean[:, None]) ** 2 @ w, (g - mean[:, None]) ** 4 @ w
 
 
 @pytest.mark.parametrize(
