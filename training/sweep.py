@@ -68,9 +68,12 @@ def trial_status(run_dir: Path) -> str:
     """completed | failed | interrupted (summary.json's status), resumable (a checkpoint but no
     summary: the process died), or new."""
     summary = run_dir / "summary.json"
+    checkpointed = bool(list_checkpoints(run_dir / "checkpoints"))
     if summary.is_file():
-        return str(json.loads(summary.read_text())["status"])
-    return "resumable" if list_checkpoints(run_dir / "checkpoints") else "new"
+        status = str(json.loads(summary.read_text())["status"])
+        # an interrupted run whose checkpoints are gone (results copied without them) starts over
+        return "new" if status == "interrupted" and not checkpointed else status
+    return "resumable" if checkpointed else "new"
 
 
 def write_trials(out: Path, trials: list[Trial]) -> None:
@@ -177,7 +180,7 @@ def make_trainable() -> type:
             summary_path = self.run_dir / "summary.json"
             summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
             code = None if self.process is None else self.process.returncode
-            status = summary.get("status", "failed")
+            status = summary.get("status", "not started" if self.process is None else "failed")
             if code == EXIT_BAD_INPUT or (code not in (None, 0) and not summary):
                 status = "failed"
             value = summary.get("eval_return_mean", self.last.get(self.metric, math.nan))
