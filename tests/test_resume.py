@@ -19,17 +19,10 @@ import torch
 
 import train
 from agents.checkpoint import list_checkpoints, load_latest
+from tests.test_train import TINY_SAC, run_cli
 from training.config import ConfigError, load_config, resume_config, to_dict
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_SAC = ["agent.hidden_sizes=[32, 32]", "agent.batch_size=32", "agent.learning_starts=100",
-            "agent.compile=false", "eval.episodes=1", "eval.every=300", "log.every=100",
-            "checkpoint.every=200", "wandb.mode=disabled"]
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def snapshot(run_dir: Path) -> dict[str, str]:

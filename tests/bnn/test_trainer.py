@@ -15,6 +15,7 @@ from agents.checkpoint import load_latest
 from bnn.config import DataConfig, ModelConfig, OptimConfig
 from bnn.layers import ESTIMATORS
 from bnn.trainer import BNNLearner
+from tests.test_train import assert_identical
 
 REPO = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
@@ -142,22 +143,6 @@ def test_train_py_runs_a_bnn_config_end_to_end_and_resumes_exactly(tmp_path: Pat
     for key in ("test_rmse", "test_log_likelihood", "grad_var_trace"):
         assert resumed_summary[key] == summary[key], key
     assert (out / "metrics.jsonl").read_text() == (tmp_path / "straight" / "metrics.jsonl").read_text()
-
-
-def assert_identical(a: object, b: object, where: str = "learner") -> None:
-    """Equal nested checkpoint contents: tensors bit for bit."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            assert_identical(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list | tuple):
-        assert isinstance(b, list | tuple) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_identical(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def test_an_unknown_estimator_in_a_config_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

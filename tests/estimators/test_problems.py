@@ -169,11 +169,12 @@ def test_quadratic_score_function_variance_explodes_as_sigma_shrinks_pathwise_va
     assert baseline[-1] == pytest.approx(8.0, rel=1e-5)  # the exact baseline leaves 8 mu^2
 
 
-@pytest.mark.parametrize(("problem_name", "mu", "sigma"), POINTS)
+@pytest.mark.parametrize(("problem_name", "mu", "sigma"),
+                         [(name, mu, sigma) for name, family, mu, sigma in POINTS if family == "normal"])
 def test_expected_value_is_the_quadrature_of_f_and_gradient_its_derivative(problem_name, mu, sigma):
-    """expected_value (also the exact baseline b) against Gauss-Hermite quadrature of f, and
-    gradient against central finite differences of expected_value: neither check uses the
-    closed form it checks."""
+    """The normal family's expected_value (also the exact baseline b) against Gauss-Hermite
+    quadrature of f, and gradient against central finite differences of expected_value:
+    neither check uses the closed form it checks."""
     problem = PROBLEMS[problem_name]
     nodes, weights = np.polynomial.hermite_e.hermegauss(100)
     f = problem.f(torch.tensor(mu + sigma * nodes, dtype=torch.float64)).numpy()
