@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -94,8 +95,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class StopFlag:
     """SIGINT/SIGTERM ask the loop to stop after the current update; a second SIGINT aborts."""
 
-    def __init__(self) -> None:
+    def __init__(self, message: str = "finishing the current update, then checkpointing (press "
+                 "Ctrl-C again to abort without a checkpoint)",
+                 on_stop: Callable[[], None] | None = None) -> None:
         self.signal: int | None = None
+        self.message, self.on_stop = message, on_stop  # what the first signal says and does
         self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in self._previous:
             signal.signal(s, self._handle)
@@ -104,8 +108,9 @@ class StopFlag:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
-        print(f"\n{signal.Signals(signum).name}: finishing the current update, then checkpointing "
-              "(press Ctrl-C again to abort without a checkpoint)", file=sys.stderr, flush=True)
+        if self.on_stop is not None:
+            self.on_stop()
+        print(f"\n{signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
 
     def restore(self) -> None:
         for s, handler in self._previous.items():

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from agents.checkpoint import list_checkpoints
 from training.config import ConfigError
+from training.loop import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED, EXIT_INTERRUPTED, StopFlag
 from training.sweep_config import (
     SweepConfig,
     Trial,
@@ -52,7 +53,6 @@ from training.sweep_config import (
     task_of,
 )
 
-EXIT_COMPLETED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 TRAIN_PY = Path(__file__).resolve().parents[1] / "train.py"
 STOP_FILE = "STOP"
 POLL_S = 0.5
@@ -286,29 +286,6 @@ def start_ray(address: str | None, cpus_per_trial: float) -> None:
                  object_store_memory=256 * 1024**2, **kwargs)
 
 
-class _Interrupt:
-    """SIGINT / SIGTERM in the driver: write DIR/STOP (every trial checkpoints and stops); a
-    second SIGINT aborts at once."""
-
-    def __init__(self, out: Path) -> None:
-        self.out, self.raised = out, False
-        self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in self._previous:
-            signal.signal(s, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.raised = True
-        (self.out / STOP_FILE).touch()
-        print(f"\n{signal.Signals(signum).name}: every trial writes a checkpoint and stops "
-              "(press Ctrl-C again to abort without checkpoints)", file=sys.stderr, flush=True)
-
-    def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-
 def prepare(config_path: Path, overrides: list[str], out: Path) -> tuple[SweepConfig, list[Trial]]:
     """Validate a new sweep and write DIR/sweep.yaml and DIR/trials.json; ConfigError if bad."""
     from training.sweep_config import load_sweep_config
@@ -400,7 +377,9 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
                                   failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                                   callbacks=[_progress_callback(progress)]),
     )
-    interrupt = _Interrupt(out)
+    # Ctrl-C / SIGTERM: DIR/STOP tells every trial to checkpoint and stop; a second Ctrl-C aborts
+    interrupt = StopFlag("every trial writes a checkpoint and stops (press Ctrl-C again to abort "
+                         "without checkpoints)", on_stop=(out / STOP_FILE).touch)
     try:
         grid = tuner.fit()
     except KeyboardInterrupt:
@@ -426,7 +405,7 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
             print("error: no search trial reported the metric; see the logs in "
                   f"{out / 'logs'}", file=sys.stderr)
             return EXIT_FAILED
-    if interrupt.raised:
+    if interrupt.signal is not None:
         print(f"interrupted; every trial has its checkpoint. Continue with: python sweep.py --resume {out}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
