@@ -279,9 +279,8 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
             ax.fill_between(steps, cis["x"][0], cis["x"][1], alpha=0.2, color=line.get_color())
             drawn = True
         curve = references.get(task, {}).get("curve")
-        if curve:
+        if curve and drawn:  # a published curve is drawn beside runs of ours, never alone
             ax.plot(curve["steps"], curve["returns"], "k--", label=curve["label"])
-            drawn = True
         if not drawn:
             plt.close(fig)
             continue

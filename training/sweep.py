@@ -217,11 +217,13 @@ def make_trainable() -> type:
 class SweepProgress:
     """A tqdm bar over all trials' steps: trials done / running / failed, as Tune reports them."""
 
-    def __init__(self, total_steps: int, trials: int, already_done: int) -> None:
-        self.bar = tqdm(total=total_steps, unit="step", desc="sweep", dynamic_ncols=True,
-                        mininterval=1.0, file=sys.stderr)
-        self.steps: dict[str, int] = {}
-        self.counts = {"done": already_done, "running": 0, "failed": 0, "trials": trials}
+    def __init__(self, total_steps: int, trials: int, finished: dict[str, int]) -> None:
+        """`finished`: trial name -> its steps, for the trials an earlier run completed. They
+        start the bar (tqdm's `initial`), so its rate and ETA count only this run's steps."""
+        self.steps = dict(finished)
+        self.bar = tqdm(total=total_steps, initial=sum(finished.values()), unit="step", desc="sweep",
+                        dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
+        self.counts = {"done": len(finished), "running": 0, "failed": 0, "trials": trials}
         self._show()
 
     def _show(self) -> None:
@@ -337,10 +339,8 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
         kwargs["trials"] = {t.name: t for t in todo}
         param_space: dict[str, Any] = {"trial": tune.grid_search([t.name for t in todo])}
         total = sum(t.config["total_steps"] for t in trials)
-        progress = SweepProgress(total, len(trials), len(trials) - len(todo))
-        for t in trials:
-            if t not in todo:
-                progress.result(t.name, t.config["total_steps"])
+        progress = SweepProgress(total, len(trials),
+                                 {t.name: t.config["total_steps"] for t in trials if t not in todo})
     else:
         from optuna.samplers import TPESampler
         from ray.tune.schedulers import ASHAScheduler
@@ -359,7 +359,7 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
         tune_config = {"search_alg": OptunaSearch(sampler=TPESampler(seed=sweep.seeds[0])),
                        "scheduler": scheduler, "num_samples": search.samples,
                        "metric": metric, "mode": search.mode}
-        progress = SweepProgress(total_steps * search.samples, search.samples, 0)
+        progress = SweepProgress(total_steps * search.samples, search.samples, {})
     samples: dict[str, str] = {}
 
     def name_trial(t: Any) -> str:  # Tune's name for a trial: ours, or sample<N> in a search

@@ -123,3 +123,29 @@ def test_a_reference_run_made_reportable_joins_the_report_by_its_summary(tmp_pat
     report, _ = report_module.build_report(tmp_path)
     (group,) = [g for g in report["groups"] if g["variant"] == "sb3"]
     assert (group["env_id"], group["seeds"], group["returns"]) == ("Hopper-v5", [0], [1234.5])
+
+
+def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.axes
+
+    make_sweep(tmp_path)
+    published = {"steps": [0, 5000, 10000, 15000], "returns": [10.0, 300.0, 900.0, 1500.0],
+                 "label": "published mean"}
+    references = {**REFERENCES, "Hopper-v5": {**REFERENCES["Hopper-v5"], "curve": published},
+                  "Ant-v5": {"random": -50.0, "reference": 1000.0, "source": "test", "curve": published}}
+    monkeypatch.setattr(report_module, "read_references", lambda path=None: references)
+    drawn: list[tuple[str, list[float]]] = []
+    plot = matplotlib.axes.Axes.plot
+
+    def recording_plot(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append((kwargs.get("label", ""), list(args[1])))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+    report, results = report_module.build_report(tmp_path)
+    figures = report_module.write_figures(report, results, tmp_path / "figures")
+    names = {p.name for p in figures}
+    assert "sample_efficiency_Hopper-v5.png" in names
+    assert "sample_efficiency_Ant-v5.png" not in names  # no run of ours on Ant: no figure
+    assert drawn.count(("published mean", published["returns"])) == 1  # Hopper's figure only

@@ -220,3 +220,18 @@ def test_a_search_stops_trials_early_and_writes_a_run_config(tmp_path: Path) -> 
         (s for s in samples if s["global_step"] == 1200), key=lambda s: s["eval/return_mean"])["values"]["agent.tau"])
     assert train.main(["--config", str(best), "--out", str(tmp_path / "best"), "total_steps=200",
                        "eval.every=0"]) == 0
+
+
+def test_the_progress_bar_of_a_resumed_sweep_counts_only_this_runs_steps() -> None:
+    from training.sweep import SweepProgress
+
+    progress = SweepProgress(300, 3, {"a": 100})
+    try:
+        assert (progress.bar.n, progress.bar.initial, progress.counts["done"]) == (100, 100, 1)
+        progress.result("b", 40)
+        progress.result("b", 70)   # Tune reports a trial's global_step, not an increment
+        progress.result("a", 100)  # a finished trial reported again adds nothing
+        assert progress.bar.n == 170
+        assert progress.bar.format_dict["n"] - progress.bar.format_dict["initial"] == 70
+    finally:
+        progress.close()
