@@ -244,8 +244,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _curves(results: list[TrialResult], variant: str, task: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Steps every seed evaluated at, and the scores (seeds, steps) there."""
-    runs = [r for r in results if r.variant == variant and r.task == task and r.curve]
+    """Steps every completed seed evaluated at, and the scores (seeds, steps) there (a running
+    trial's shorter curve would cut every seed's to its length)."""
+    runs = [r for r in results if r.variant == variant and r.task == task and r.curve
+            and r.status == "completed"]
     if not runs:
         return None
     steps = sorted(set.intersection(*(set(r.curve) for r in runs)))
@@ -263,6 +265,8 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
     from rliable import plot_utils
 
     figures.mkdir(parents=True, exist_ok=True)
+    for stale in figures.glob("*.png"):  # the report owns this folder: no figure of an older report
+        stale.unlink()
     written = []
     references = read_references()
     for task in sorted({r.task for r in results}):

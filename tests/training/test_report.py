@@ -130,6 +130,9 @@ def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
     import matplotlib.axes
 
     make_sweep(tmp_path)
+    running = tmp_path / "trials" / "fast-Hopper-v5-s8"  # listed, still running: half a curve
+    running.mkdir()
+    running.joinpath("metrics.jsonl").write_text(json.dumps({"global_step": 5000, "eval/return_mean": 1.0}))
     published = {"steps": [0, 5000, 10000, 15000], "returns": [10.0, 300.0, 900.0, 1500.0],
                  "label": "published mean"}
     references = {**REFERENCES, "Hopper-v5": {**REFERENCES["Hopper-v5"], "curve": published},
@@ -143,9 +146,14 @@ def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
         return plot(self, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "sample_efficiency_Ant-v5.png").write_bytes(b"an older report's")
     report, results = report_module.build_report(tmp_path)
     figures = report_module.write_figures(report, results, tmp_path / "figures")
+    assert sorted(figures) == sorted((tmp_path / "figures").glob("*.png"))
     names = {p.name for p in figures}
     assert "sample_efficiency_Hopper-v5.png" in names
     assert "sample_efficiency_Ant-v5.png" not in names  # no run of ours on Ant: no figure
     assert drawn.count(("published mean", published["returns"])) == 1  # Hopper's figure only
+    ours = [values for label, values in drawn if label.startswith("fast")]
+    assert [len(values) for values in ours] == [3, 3]  # every completed seed's whole curve
