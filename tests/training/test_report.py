@@ -155,5 +155,5 @@ def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
     assert "sample_efficiency_Hopper-v5.png" in names
     assert "sample_efficiency_Ant-v5.png" not in names  # no run of ours on Ant: no figure
     assert drawn.count(("published mean", published["returns"])) == 1  # Hopper's figure only
-    ours = [values for label, values in drawn if label.startswith("fast")]
+    ours = [values for label, values in drawn if label.startswith("fast (")]  # "fast (8 seeds)"
     assert [len(values) for values in ours] == [3, 3]  # every completed seed's whole curve
