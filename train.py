@@ -4,7 +4,7 @@ Everything that can be wrong with the input (the config, an override, the env id
 the checkpoint to resume) is checked while the run is built, before any file is written: such
 a problem ends the program with exit code 2 and one line on stderr. Exit codes: 0 completed,
 1 failed (a non-finite loss or parameter, or a bug), 2 bad input, 130 interrupted after a
-checkpoint was written. See ../shared/DESIGN.md for the run-directory contract.
+checkpoint was written. The run directory it writes is described in README.md (Training).
 """
 
 from __future__ import annotations
@@ -18,12 +18,8 @@ import torch
 
 from agents.checkpoint import load_latest
 from training.config import (
-    BNNRunConfig,
     ConfigError,
-    ReinforceRunConfig,
     RunConfig,
-    SACRunConfig,
-    VAERunConfig,
     load_config,
     read_yaml,
     resume_config,
@@ -39,6 +35,7 @@ from training.loop import (
     seed_everything,
     train,
 )
+from training.registry import ALGORITHMS
 from training.runtime import configure_torch, resolve_threads
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sac_pendulum.yaml"
@@ -54,36 +51,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_learner(config: RunConfig, device: torch.device, run_dir: Path) -> Learner:
-    """Build the learner for `config.kind` (envs, networks, data); raises ValueError on bad input."""
+    """Build the learner of `config.kind` (training.registry); raises ValueError on bad input."""
     video_dir = run_dir / "videos" if config.eval.video else None
-    if isinstance(config, SACRunConfig):
-        from agents.sac import SACLearner
-
-        return SACLearner(env=config.env, agent=config.agent, seed=config.seed, device=device,
-                          eval_episodes=config.eval.episodes,
-                          grad_variance_every=config.diagnostics.grad_variance_every,
-                          video_dir=video_dir)
-    if isinstance(config, ReinforceRunConfig):
-        from agents.reinforce import ReinforceLearner
-
-        return ReinforceLearner(env=config.env, agent=config.agent, seed=config.seed, device=device,
-                                eval_episodes=config.eval.episodes,
-                                grad_variance_every=config.diagnostics.grad_variance_every,
-                                video_dir=video_dir)
-    if isinstance(config, VAERunConfig):
-        from vae.trainer import VAELearner
-
-        return VAELearner(data=config.data, model=config.model, optim=config.optim,
-                          estimator=config.estimator,
-                          grad_variance_every=config.diagnostics.grad_variance_every,
-                          seed=config.seed, device=device)
-    if isinstance(config, BNNRunConfig):
-        from bnn.trainer import BNNLearner
-
-        return BNNLearner(data=config.data, model=config.model, optim=config.optim, estimator=config.estimator,
-                          grad_variance_every=config.diagnostics.grad_variance_every,
-                          seed=config.seed, device=device)
-    raise TypeError(f"no learner for {type(config).__name__}")  # SCHEMAS and this function disagree
+    return ALGORITHMS[config.kind].learner(config, device, video_dir)
 
 
 def run_name(config: RunConfig) -> str:

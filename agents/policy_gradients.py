@@ -16,23 +16,21 @@ Three estimators of grad J from the same states (`ESTIMATORS`; Mohamed et al. 20
   draws a'_m of Q(s, a'_m) - alpha log pi(a'_m | s), an estimate of the soft value V(s). It
   does not depend on the scored action, so the estimator stays unbiased.
 
-`summarize` turns K repeated estimates into the reported figures; `GradientDiagnostics`
-decides when a learner measures them during training and runs the measurement on a private,
-seeded copy of the global RNG, so a run with diagnostics on trains exactly like one without.
+`summarize` turns K repeated estimates into the reported figures; the core's
+`estimators.diagnostics.GradientDiagnostics` decides when a learner measures them in training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from estimators.distributions import TanhNormal
 from estimators.gradients import pathwise_surrogate, score_function_surrogate
-from estimators.variance import gradient_samples, gradient_stats, seeded_rng
+from estimators.variance import gradient_samples, gradient_stats
 
 # The estimators of grad J compared at the same states and parameters (module docstring).
 ESTIMATORS = ("pathwise", "score_function", "score_function_baseline")
@@ -45,8 +43,6 @@ REFERENCE_DRAWS = 32
 DIAGNOSTIC_REPEATS = 16
 # State-action pairs per forward pass of the reference (bounds its memory).
 REFERENCE_CHUNK = 65_536
-# Offset between a run seed and the seeds of the diagnostics' private RNG copies.
-DIAGNOSTIC_SEED_OFFSET = 20_011
 
 # The figures `summarize` reports, and their short names in `grad/<estimator>_<name>` keys.
 METRIC_NAMES = {
@@ -194,36 +190,3 @@ def metric_keys(figures: dict[str, dict[str, float]]) -> dict[str, float]:
         for name, values in figures.items()
         for key, value in values.items()
     }
-
-
-class GradientDiagnostics:
-    """When a learner measures its gradient estimators: on the first logged update at or after
-    every `every` updates (0: never), on a private RNG copy seeded from (seed, update).
-
-        diagnostics = GradientDiagnostics(every, seed, device)
-        grad_metrics = diagnostics(num_updates, log, lambda: sac_gradient_metrics(...))
-
-    `num_updates` counts the updates done before this one. The returned dict is {} when no
-    measurement is due. `state_dict` holds the next due update, for exact resume.
-    """
-
-    def __init__(self, every: int, seed: int, device: torch.device) -> None:
-        if every < 0:
-            raise ValueError(f"grad_variance_every must be >= 0 (0 = off), got {every}")
-        self.every, self.seed, self.device = every, seed, device
-        self.next_update = every
-
-    def __call__(self, num_updates: int, log: bool, measure: Callable[[], dict[str, float]]) -> dict[str, float]:
-        update = num_updates + 1  # the update about to run, counted from 1
-        if not (log and self.every > 0 and update >= self.next_update):
-            return {}
-        with seeded_rng(self.seed * DIAGNOSTIC_SEED_OFFSET + update, self.device):
-            metrics = measure()
-        self.next_update = (update // self.every + 1) * self.every
-        return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"next_update": self.next_update}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.next_update = int(state["next_update"])

@@ -27,10 +27,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from agents.policy_gradients import DIAGNOSTIC_REPEATS, GradientDiagnostics, metric_keys, summarize
+from agents.policy_gradients import DIAGNOSTIC_REPEATS, metric_keys, summarize
 from agents.rollout import Rollout, collect_rollout, complete_episode_mask, reward_to_go
 from agents.task import RLTask
 from envs import EnvConfig
+from estimators.diagnostics import GradientDiagnostics
 from estimators.gradients import (
     baseline_regression_loss,
     leave_one_out_baseline,

@@ -25,6 +25,7 @@ from gymnasium.spaces import Box
 from torch import Tensor
 
 from agents.episodes import EpisodeLog
+from envs import true_next_obs
 from estimators.distributions import TanhNormal
 
 
@@ -93,10 +94,7 @@ def collect_rollout(
         u = dist.sample_pre_tanh()  # (N, A)
         pre_tanh[t] = u.cpu().numpy()
         current, reward[t], terminated[t], truncated[t], infos = env.step(dist.squash(u).cpu().numpy())
-        next_obs_buffer[t] = current
-        if "_final_obs" in infos:  # SAME_STEP autoreset: `current` already starts a new episode
-            for i in np.flatnonzero(infos["_final_obs"]):
-                next_obs_buffer[t, i] = infos["final_obs"][i]
+        next_obs_buffer[t] = true_next_obs(current, infos)  # `current` may start new episodes
         episodes.record(infos)
     rollout = Rollout(
         obs=torch.from_numpy(obs_buffer).to(device),

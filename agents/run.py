@@ -17,9 +17,6 @@ import yaml
 
 from agents.checkpoint import UnsafeCheckpointError, load_latest
 
-# Run kinds whose learner holds a policy (agents.sac, agents.reinforce).
-POLICY_KINDS = ("sac", "reinforce")
-
 
 class RunError(ValueError):
     """The directory is not a run with a usable policy; the message is one line for the user."""
@@ -51,7 +48,8 @@ class Run:
 
 
 def read_run(run_dir: str | Path) -> Run:
-    """Config and newest good checkpoint of a SAC or REINFORCE run; RunError when unusable."""
+    """Config and newest good checkpoint of an RL run (SAC, REINFORCE: its config has `env` and
+    `agent` sections); RunError when unusable."""
     path = Path(run_dir)
     if not path.is_dir():
         raise RunError(f"run directory {path} does not exist")
@@ -60,9 +58,10 @@ def read_run(run_dir: str | Path) -> Run:
         raise RunError(f"{path} is not a run directory (no config.yaml)")
     config = yaml.safe_load(config_path.read_text())
     kind = config.get("kind") if isinstance(config, dict) else None
-    if kind not in POLICY_KINDS:
-        raise RunError(f"{path} is a {kind} run; a policy comes from a run of kind "
-                       f"{' or '.join(POLICY_KINDS)}")
+    if not (isinstance(config, dict) and isinstance(config.get("env"), dict)
+            and isinstance(config.get("agent"), dict)):
+        raise RunError(f"{path} is a {kind} run; a policy comes from an RL run "
+                       "(one whose config has env and agent sections, e.g. sac or reinforce)")
     try:
         state, checkpoint = load_latest(path / "checkpoints")
     except FileNotFoundError as e:

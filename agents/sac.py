@@ -4,7 +4,7 @@ Read top to bottom: the config, the three losses (pure functions of a batch and 
 networks), the same gradients with the backward passes written out (`critic_gradients`,
 `actor_gradients`: the default, faster path; tested equal to autograd on the losses), the
 `SAC` agent that owns the optimizers, target critics and update counter, and `SACLearner`,
-which steps the envs, fills the replay buffer and is what train.py drives.
+that agent in the off-policy loop of agents/off_policy.py: what train.py drives.
 
 The policy gradient here is the pathwise (reparameterization) estimator: the actor loss is
 evaluated on a = tanh(loc(s) + scale(s) * eps), so its gradient flows through Q(s, a) into the
@@ -17,23 +17,22 @@ import copy
 import math
 import warnings
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution
 from torch.optim.adam import adam
-from torch.profiler import record_function
 
-from agents.buffer import Batch, ReplayBuffer
-from agents.policy_gradients import GradientDiagnostics, actor_objective, sac_gradient_metrics
+from agents.buffer import Batch
+from agents.off_policy import OffPolicyLearner, phase
+from agents.policy_gradients import actor_objective, sac_gradient_metrics
 from agents.task import RLTask
 from envs import EnvConfig
+from estimators.diagnostics import GradientDiagnostics
 from policies import backprop
 from policies.actor import TanhGaussianActor
 from policies.critic import EnsembleQ
@@ -251,14 +250,6 @@ class StepOutput(NamedTuple):
     scale: Tensor
 
 
-def phase(name: str) -> AbstractContextManager[Any]:
-    """A `record_function` label naming a phase in torch.profiler traces (benchmarks/sac_throughput.py).
-
-    Only while a profiler runs: otherwise a label costs about 6 us, 1% of a training step.
-    """
-    return record_function(name) if torch.autograd._profiler_enabled() else nullcontext()
-
-
 def compile_or_eager(fn: Callable[..., Any]) -> Callable[..., Any]:
     """torch.compile(fn), or fn itself (after one warning) if compiling or running it fails.
 
@@ -449,102 +440,19 @@ class SAC:
 # ---------------------------------------------------------------------------------- learner
 
 
-class SACLearner:
-    """SAC on a vector env, driven by train.py through the Learner protocol.
-
-    One `advance` steps every sub-env once (`step` grows by num_envs): uniform random actions
-    from the seeded action space while step < learning_starts, policy samples after; stores
-    the transitions (with the true final observation of finished episodes and the terminated
-    flag as the only bootstrap mask); then, once step > learning_starts and every
-    `train_freq` advances, runs `gradient_steps` updates. With `video_dir`, every evaluation
-    films its first episode to `video_dir/step_<N>.mp4` (agents.task.RLTask).
+class SACLearner(OffPolicyLearner):
+    """SAC on a vector env, driven by train.py through the Learner protocol: the off-policy
+    loop of agents.off_policy (warm-up actions, env steps, replay, train_freq and
+    gradient_steps) around the `SAC` agent. With `video_dir`, every evaluation films its first
+    episode to `video_dir/step_<N>.mp4` (agents.task.RLTask).
     """
+
+    agent: SAC
 
     def __init__(
         self, env: EnvConfig, agent: SACConfig, seed: int, device: torch.device, eval_episodes: int,
         grad_variance_every: int = 0, video_dir: Path | None = None,
     ) -> None:
-        if agent.buffer_size < env.num_envs:
-            raise ValueError(
-                f"agent.buffer_size ({agent.buffer_size}) must be >= env.num_envs ({env.num_envs}) "
-                "to hold one step of every sub-env"
-            )
-        self.config = agent
-        self.task = RLTask(env, seed, device, eval_episodes, video_dir)
-        obs_dim, act_dim = self.task.obs_dim, self.task.act_dim
-        self.agent = SAC(obs_dim, act_dim, agent, device, grad_variance_every, seed)
-        self.buffer = ReplayBuffer(agent.buffer_size, obs_dim, act_dim, agent.batch_size, device, seed)
-        self.step = 0
-        self.steps_per_advance = env.num_envs
-        self.num_advances = 0
-
-    def advance(self, log: bool) -> dict[str, float]:
-        with phase("sac/act"):
-            if self.step < self.config.learning_starts:
-                action_np = self.task.env.action_space.sample()  # (N, A), uniform on [-1, 1]
-                action = torch.from_numpy(action_np)
-            else:
-                action = self.agent.actor.act(self.task.obs, deterministic=False)  # (N, A)
-                action_np = action.cpu().numpy()
-        with phase("sac/env_step"):
-            next_obs, reward, terminated, _truncated, infos = self.task.env.step(action_np)
-
-            # SAME_STEP autoreset: next_obs of a finished sub-env is already the next episode's
-            # first observation; the transition needs the true last one.
-            true_next_obs = next_obs
-            if "_final_obs" in infos:
-                true_next_obs = next_obs.copy()
-                for index in np.flatnonzero(infos["_final_obs"]):
-                    true_next_obs[index] = infos["final_obs"][index]
-            self.buffer.add(
-                self.task.obs,
-                action,
-                torch.from_numpy(reward),
-                torch.from_numpy(true_next_obs),
-                torch.from_numpy(terminated),  # not truncated: a time limit is no terminal state
-            )
-        self.task.episodes.record(infos)
-        self.task.obs.copy_(torch.from_numpy(next_obs))
-        self.step += self.steps_per_advance
-        self.num_advances += 1
-
-        metrics: dict[str, float] = {}
-        if self.step > self.config.learning_starts and self.num_advances % self.config.train_freq == 0:
-            for i in range(self.config.gradient_steps):
-                with phase("sac/sample"):
-                    batch = self.buffer.sample()
-                metrics = self.agent.update(batch, log=log and i == self.config.gradient_steps - 1)
-        if not log:
-            return {}
-        return metrics | self.task.episodes.pop_metrics()
-
-    def evaluate(self) -> dict[str, float]:
-        return self.task.evaluate(self.agent.actor, self.step)
-
-    def pop_video(self) -> Path | None:
-        """The MP4 the last evaluation filmed (with video_dir), once; else None."""
-        return self.task.pop_video()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "num_advances": self.num_advances,
-            "agent": self.agent.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "task": self.task.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step, self.num_advances = state["step"], state["num_advances"]
-        self.agent.load_state_dict(state["agent"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.task.load_state_dict(state["task"])
-
-    def summary(self) -> dict[str, Any]:
-        return {"env_id": self.task.config.id}
-
-    def write_figures(self, out_dir: Path) -> list[Path]:
-        return []
-
-    def close(self) -> None:
-        self.task.close()
+        task = RLTask(env, seed, device, eval_episodes, video_dir)
+        sac = SAC(task.obs_dim, task.act_dim, agent, device, grad_variance_every, seed)
+        super().__init__(task, sac, agent, seed, device, name="sac")

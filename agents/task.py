@@ -31,8 +31,6 @@ class RLTask:
 
     def __init__(self, config: EnvConfig, seed: int, device: torch.device, eval_episodes: int,
                  video_dir: Path | None = None) -> None:
-        if eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
         self.config, self.device, self.eval_episodes = config, device, eval_episodes
         self.video_dir = video_dir
         self.last_video: Path | None = None  # written by the last evaluation, not yet handed out

@@ -3,8 +3,9 @@
     python -m agents.variance --run RUN_DIR [--batch B] [--repeats K] [--json OUT] [--plot OUT.png]
         [--reference-draws R] [--seed S] [--threads N]
 
-Loads the newest checkpoint of a SAC or REINFORCE run, rebuilds its networks from the run's
-config.yaml and, at those fixed parameters, draws K independent estimates of the policy
+Loads the newest checkpoint of a SAC or REINFORCE run, reads its config.yaml through the config
+loader (training.config), takes the kind's report from training.registry (the reports live in
+agents.variance_report), rebuilds the networks from it and, at those fixed parameters, draws K independent estimates of the policy
 gradient with each estimator:
 
 - SAC runs: the gradient of the actor objective J = E_s E_{a~pi}[Q(s, a) - alpha log pi(a|s)]
@@ -29,111 +30,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import Tensor
 
-from agents.episodes import EpisodeLog
-from agents.policy_gradients import ESTIMATORS, sac_gradient_figures, summarize
-from agents.reinforce import Reinforce, ReinforceConfig, policy_surrogate
-from agents.rollout import collect_rollout, env_dims
 from agents.run import RunError, read_run
-from agents.sac import SAC, SACConfig
-from envs import EnvConfig, make_vector_env
-from estimators.variance import gradient_samples
-
-# Steps of the policy per state kept in the SAC state batch: the batch is a random 1/8 of them,
-# so it spreads over whole episodes instead of following one.
-POOL_FACTOR = 8
-# Smallest batch of the sweep; the sweep doubles from here up to --batch.
-SWEEP_START = 8
-
-
-def sweep_sizes(batch: int) -> list[int]:
-    """SWEEP_START, 2 * SWEEP_START, ... below `batch`, then `batch` itself."""
-    sizes = []
-    size = SWEEP_START
-    while size < batch:
-        sizes.append(size)
-        size *= 2
-    return [*sizes, batch]
-
-
-# ---------------------------------------------------------------------------------- SAC runs
-
-
-Report = tuple[dict[str, dict[str, float]], list[int], dict[str, list[float]], int]
-
-
-def sac_report(
-    raw: dict[str, Any], learner: dict[str, Any], batch: int, repeats: int, draws: int, seed: int
-) -> Report:
-    """Figures at `batch` states; the sweep's batch sizes and variance traces; the reference's
-    sample count."""
-    env_config = EnvConfig(**raw["env"])
-    env = make_vector_env(env_config.id, env_config.num_envs, seed)
-    agent = SAC(*env_dims(env), SACConfig(**raw["agent"]), torch.device("cpu"))
-    agent.load_state_dict(learner["agent"])
-    first_obs, _ = env.reset()
-    steps = -(-POOL_FACTOR * batch // env_config.num_envs)  # ceil(8 B / N)
-    rollout, _ = collect_rollout(env, agent.actor, torch.as_tensor(first_obs, dtype=torch.float32), steps, EpisodeLog())
-    env.close()
-    pool = rollout.obs.flatten(0, 1)  # (T, N, O) -> (T*N, O)
-    states = pool[torch.randperm(pool.shape[0])[:batch]]  # (B, O), a random subset
-    figures = sac_gradient_figures(agent.actor, agent.critic, states, agent.alpha, repeats, draws)
-    sweep: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
-    for size in sweep_sizes(batch)[:-1]:
-        # Every size covers the same states, as B // size disjoint chunks whose variance traces
-        # are averaged: the per-state spread then cancels between sizes (a prefix of the batch
-        # would make each point depend on which states it happened to hold).
-        chunks = states[: batch // size * size].view(-1, size, states.shape[1])  # (B, O) -> (C, size, O)
-        per_chunk = [sac_gradient_figures(agent.actor, agent.critic, c, agent.alpha, repeats, draws) for c in chunks]
-        for name in ESTIMATORS:
-            sweep[name].append(sum(f[name]["grad_var_trace"] for f in per_chunk) / len(per_chunk))
-    for name in ESTIMATORS:
-        sweep[name].append(figures[name]["grad_var_trace"])
-    return figures, sweep_sizes(batch), sweep, batch * draws
-
-
-# ---------------------------------------------------------------------------------- REINFORCE runs
-
-
-def reinforce_report(
-    raw: dict[str, Any], learner: dict[str, Any], batch: int, repeats: int, seed: int
-) -> Report:
-    """Figures of `reinforce_mc` over rollouts of `batch` env steps (rounded down to a multiple
-    of num_envs, at least one step each); the sweep; the reference's env steps."""
-    env_config = EnvConfig(**raw["env"])
-    num_envs = env_config.num_envs
-    env = make_vector_env(env_config.id, num_envs, seed)
-    config = ReinforceConfig(**raw["agent"])
-    agent = Reinforce(*env_dims(env), config, torch.device("cpu"))
-    agent.load_state_dict(learner["agent"])
-    params = list(agent.actor.parameters())
-    first_obs, _ = env.reset()
-    obs = torch.as_tensor(first_obs, dtype=torch.float32)
-
-    def estimate(steps: int) -> Tensor:
-        """The estimator on the next rollout of `steps` steps per sub-env."""
-        nonlocal obs
-        rollout, obs = collect_rollout(env, agent.actor, obs, steps, EpisodeLog())
-        scored = agent.score(rollout)
-        if len(scored) < 2:  # no episode ended (whole_episodes): the learner would not update
-            return torch.stack([p.sum() for p in params]).sum() * 0.0  # a zero gradient estimate
-        log_prob = agent.actor(scored.obs).log_prob_pre_tanh(scored.pre_tanh)  # (M,)
-        return policy_surrogate(log_prob, scored.returns, scored.baseline, normalize=False)
-
-    steps = sorted({max(1, size // num_envs) for size in sweep_sizes(batch)})  # per sub-env
-    reference = gradient_samples(lambda: estimate(steps[-1] * repeats), params, 1)[0]  # (1, P) -> (P,)
-    samples = [gradient_samples(partial(estimate, s), params, repeats) for s in steps]
-    env.close()
-    figures = {"reinforce_mc": summarize(samples[-1], reference)}
-    sweep = {"reinforce_mc": [summarize(s, reference)["grad_var_trace"] for s in samples]}
-    return figures, [s * num_envs for s in steps], sweep, steps[-1] * repeats * num_envs
-
+from training.config import ConfigError, load_config
+from training.registry import ALGORITHMS
 
 # ---------------------------------------------------------------------------------- output
 
@@ -209,39 +112,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = read_run(args.run)
     except RunError as e:
         parser.error(str(e))
-    raw, kind, state, checkpoint = run.config, run.kind, run.state, run.checkpoint
+    kind, state, checkpoint = run.kind, run.state, run.checkpoint
+    try:  # the run's config.yaml through the loader train.py uses
+        config = load_config(None, [], base=run.config)
+    except ConfigError as e:
+        parser.error(f"{args.run / 'config.yaml'}: {e}")
+    variance_report = ALGORITHMS[kind].variance_report
+    if variance_report is None:
+        parser.error(f"{args.run} is a {kind} run; it has no policy gradient to measure")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    if kind == "sac":
-        figures, sizes, sweep, reference_samples = sac_report(
-            raw, state["learner"], args.batch, args.repeats, args.reference_draws, args.seed
-        )
-        reference = {"estimator": "pathwise", "samples": reference_samples}
-        xlabel = "states per estimate (one action each)"
-    else:
-        figures, sizes, sweep, reference_samples = reinforce_report(
-            raw, state["learner"], args.batch, args.repeats, args.seed
-        )
-        reference = {"estimator": "reinforce_mc", "samples": reference_samples}
-        xlabel = "env steps per rollout"
+    report = variance_report(config, state["learner"], args.batch, args.repeats,
+                             args.reference_draws, args.seed)
+    figures, sizes, sweep = report.figures, report.sizes, report.sweep
+    reference = {"estimator": report.reference_estimator, "samples": report.reference_samples}
     for values in figures.values():
-        values["reference_samples"] = reference_samples
-    env_id = raw["env"]["id"]
+        values["reference_samples"] = report.reference_samples
+    env_id = run.env_id
     print(f"{kind} run {args.run} ({env_id}), checkpoint {checkpoint.name} (step {state['step']})")
     print(table(figures, sizes[-1], args.repeats))
     if args.json is not None:
-        report = {
+        data = {
             "run": str(args.run), "kind": kind, "env_id": env_id, "checkpoint": checkpoint.name,
             "step": state["step"], "batch": sizes[-1], "repeats": args.repeats, "seed": args.seed,
             "reference": reference, "estimators": figures,
             "sweep": {"batch_sizes": sizes, "grad_var_trace": sweep},
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
     if args.plot is not None:
         title = f"{kind} {env_id}, step {state['step']}: {args.repeats} estimates per point"
-        plot(sizes, sweep, title, xlabel, args.plot)
+        plot(sizes, sweep, title, report.xlabel, args.plot)
     return 0
 
 

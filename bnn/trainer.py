@@ -22,9 +22,10 @@ from bnn.data import load_dataset, log_scale_correction
 from bnn.figures import save_predictive_figure
 from bnn.layers import ESTIMATORS, Estimator
 from bnn.model import Regression
+from estimators.diagnostics import GradientDiagnostics
 from estimators.variance import gradient_samples, gradient_stats, seeded_rng
 
-# Offset between the run seed and the seeds of evaluation / diagnostics / figure RNG copies.
+# Offset between the run seed and the seeds of the evaluation and figure RNG copies.
 RNG_SEED_OFFSET = 10_007
 
 
@@ -65,12 +66,10 @@ class BNNLearner:
                  grad_variance_samples: int = 32) -> None:
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-        if grad_variance_every < 0:
-            raise ValueError(f"grad_variance_every must be >= 0 (0 = off), got {grad_variance_every}")
         if grad_variance_samples < 2:
             raise ValueError(f"grad_variance_samples must be >= 2, got {grad_variance_samples}")
         self.estimator: Estimator = estimator  # narrowed by the check above
-        self.grad_variance_every = grad_variance_every if model.bayesian else 0
+        self.diagnostics = GradientDiagnostics(grad_variance_every if model.bayesian else 0, seed, device)
         self.grad_variance_samples = grad_variance_samples
         self.seed = seed
         self.device = device
@@ -84,7 +83,6 @@ class BNNLearner:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim.lr)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
-        self.next_grad_check = self.grad_variance_every
 
     # ------------------------------------------------------------------ training
 
@@ -92,16 +90,13 @@ class BNNLearner:
         """One Adam step on a minibatch drawn uniformly with replacement; metrics only when ``log``."""
         index = torch.randint(self.num_train, (self.batch_size,), generator=self.generator).to(self.device)
         x, y = self.dataset.train_x[index], self.dataset.train_y[index]  # (B, F), (B,)
-        diagnose = log and self.grad_variance_every > 0 and self.step + 1 >= self.next_grad_check
-        grad_metrics = self._gradient_diagnostics(x, y) if diagnose else {}
+        grad_metrics = self.diagnostics(self.step, log, partial(self._gradient_diagnostics, x, y))
         objective, info = self.model.objective(x, y, self.estimator, self.num_train)
         loss = -objective
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        if diagnose:
-            self.next_grad_check = (self.step // self.grad_variance_every + 1) * self.grad_variance_every
         if not log:
             return {}
         tensors = [loss.detach(), info["log_lik"], info["kl"], self.model.log_noise_std.detach().exp()]
@@ -110,8 +105,7 @@ class BNNLearner:
         return dict(zip(names, values, strict=True)) | grad_metrics
 
     def _gradient_diagnostics(self, x: Tensor, y: Tensor) -> dict[str, float]:
-        with seeded_rng(self.seed * RNG_SEED_OFFSET + self.step, self.device):
-            var = weight_gradient_variance(self.model, x, y, self.num_train, ESTIMATORS, self.grad_variance_samples)
+        var = weight_gradient_variance(self.model, x, y, self.num_train, ESTIMATORS, self.grad_variance_samples)
         return {"grad/weight_var_trace": var[self.estimator]} | {
             f"grad/weight_var_trace_{name}": value for name, value in var.items()} | {
             "grad/var_ratio_global_local": var["global"] / var["local"],
@@ -152,7 +146,8 @@ class BNNLearner:
 
     def state_dict(self) -> dict[str, Any]:
         """Network, noise, Adam, minibatch generator and counters (weights_only-safe)."""
-        return {"step": self.step, "next_grad_check": self.next_grad_check, "model": self.model.state_dict(),
+        return {"step": self.step, "grad_diagnostics": self.diagnostics.state_dict(),
+                "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -160,7 +155,7 @@ class BNNLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.step = int(state["step"])
-        self.next_grad_check = int(state["next_grad_check"])
+        self.diagnostics.load_state_dict(state["grad_diagnostics"])
 
     # ------------------------------------------------------------------ figures
 

@@ -49,8 +49,13 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("id must be a gymnasium env id such as Pendulum-v1, got an empty string")
-        if self.num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {self.num_envs}")
+        check_num_envs(self.num_envs)
+
+
+def check_num_envs(num_envs: int) -> None:
+    """The range of `env.num_envs`, declared once: at least one sub-env."""
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs}")
 
 
 def _check_id(env_id: str) -> None:
@@ -132,8 +137,7 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorE
     `infos["final_obs"]` with the mask `infos["_final_obs"]`.
     Raises ValueError for an unknown id, a discrete action space, missing MuJoCo or num_envs < 1.
     """
-    if num_envs < 1:
-        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs}")
+    check_num_envs(num_envs)
     _make_base(env_id).close()  # validate once, with a clear message, before building copies
     env = gym.make_vec(
         env_id,
@@ -146,3 +150,19 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorE
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env
+
+
+def true_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+    """The observation each sub-env's step actually reached: `next_obs`, except where an
+    episode ended, whose row is the episode's last observation `infos["final_obs"]`.
+
+    make_vector_env auto-resets in the same step, so a finished sub-env's `next_obs` row is
+    already the next episode's first observation; a transition needs the true last one.
+    Returns `next_obs` itself when no episode ended, else a patched copy. Shapes: (N, O).
+    """
+    if "_final_obs" not in infos:
+        return next_obs
+    patched = next_obs.copy()
+    for index in np.flatnonzero(infos["_final_obs"]):
+        patched[index] = infos["final_obs"][index]
+    return patched

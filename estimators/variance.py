@@ -4,7 +4,7 @@ Library part: draw K independent gradient estimates of any parameter set
 (`gradient_samples`) and summarise them (`gradient_stats`): per-parameter mean and variance,
 the variance trace, the signal-to-noise ratio and the cosine similarity to a reference.
 
-Command line (DESIGN.md, "Estimator toy problems"):
+Command line (README.md, "The estimator core"):
 
     python -m estimators.variance --problem {linear,quadratic,residual,lognormal} \
         --mu M --sigma S [--distribution {normal,laplace,logistic}] --samples N \

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from estimators.distributions import TanhNormal, tanh_squash
-from policies.mlp import mlp
+from networks import bounded_log_scale, bounded_log_scale_grad, mlp
 
 
 class TanhGaussianActor(nn.Module):
@@ -44,20 +44,14 @@ class TanhGaussianActor(nn.Module):
 
     @classmethod
     def bound_log_std(cls, raw: Tensor) -> Tensor:
-        """Map the raw head output (any real) smoothly into [LOG_STD_MIN, LOG_STD_MAX].
-
-        A tanh rescale rather than a hard clamp: a clamp has zero gradient outside the
-        bounds, so a log-std pushed past them can never come back (DLR-RM/stable-baselines3
-        issue 620); tanh keeps a gradient everywhere.
-        """
-        unit = torch.tanh(raw)  # in (-1, 1)
-        return cls.LOG_STD_MIN + 0.5 * (cls.LOG_STD_MAX - cls.LOG_STD_MIN) * (unit + 1.0)
+        """The raw head output (any real) mapped smoothly into [LOG_STD_MIN, LOG_STD_MAX]
+        (networks.bounded_log_scale: a tanh rescale, not a clamp)."""
+        return bounded_log_scale(raw, cls.LOG_STD_MIN, cls.LOG_STD_MAX)
 
     @classmethod
     def bound_log_std_grad(cls, raw: Tensor) -> Tensor:
-        """d bound_log_std / d raw = (MAX - MIN) / 2 * (1 - tanh(raw)^2), element-wise."""
-        unit = torch.tanh(raw)
-        return 0.5 * (cls.LOG_STD_MAX - cls.LOG_STD_MIN) * (1.0 - unit * unit)
+        """d bound_log_std / d raw, element-wise."""
+        return bounded_log_scale_grad(raw, cls.LOG_STD_MIN, cls.LOG_STD_MAX)
 
     def forward(self, obs: Tensor) -> TanhNormal:
         return self.distribution(self.net(obs))

@@ -1,6 +1,6 @@
 """The backward pass of an MLP written out by hand, for SAC's explicit-gradient update.
 
-An MLP here is affine layers with ReLU between them (policies.mlp.mlp, and EnsembleQ's stack
+An MLP here is affine layers with ReLU between them (networks.mlp.mlp, and EnsembleQ's stack
 of EnsembleLinear):
     z_l = h_{l-1} W_l + b_l,   h_l = relu(z_l),   h_0 = x,   y = z_L.
 `forward_keeping_inputs` returns y and every layer's input [h_0, ..., h_{L-1}]; `param_grads`

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from policies.mlp import mlp
+from networks.mlp import mlp
 
 
 class ValueNetwork(nn.Module):

@@ -24,12 +24,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from training.registry import ALGORITHMS
+
 REFERENCE_SCORES = Path(__file__).resolve().parent / "reference_scores.yaml"
-# The final score in summary.json and the learning-curve key in metrics.jsonl, per kind.
-SCORES = {"sac": ("eval_return_mean", "eval/return_mean"),
-          "reinforce": ("eval_return_mean", "eval/return_mean"),
-          "vae": ("test_elbo", "val/elbo"),
-          "bnn": ("test_log_likelihood", "val/log_likelihood")}
 CI_SIZE = 0.95
 REPS = 10_000        # bootstrap replications of the final-score intervals
 CURVE_REPS = 2_000   # ... of the sample-efficiency curves and the performance profile
@@ -68,7 +65,7 @@ def load_results(out: Path) -> tuple[list[TrialResult], str]:
                 entries[run_dir.name] = (s["variant"], task, int(s["seed"]), s["kind"])
     results, score_names = [], set()
     for name, (variant, task, seed, kind) in entries.items():
-        score_key, curve_key = SCORES[kind]
+        score_key, curve_key = ALGORITHMS[kind].score
         score_names.add(score_key)
         run_dir = trials_dir / name
         summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}

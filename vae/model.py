@@ -18,7 +18,6 @@ decoder (L or L*C).
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
@@ -27,22 +26,13 @@ from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution
 
 from estimators.distributions import DiagNormal, GumbelSoftmax
 from estimators.flows import CouplingFlow, FlowDistribution, PlanarFlow
+from networks import bounded_log_scale, mlp
 from vae.config import ModelConfig
 
-# Smooth bounds on log sigma (a tanh rescale keeps gradients alive at the edges, unlike a
-# clamp: DLR-RM/stable-baselines3 issue 620). sigma in [e^-6, e^2] ~ [0.0025, 7.4].
+# Bounds on log sigma, applied smoothly (networks.bounded_log_scale): sigma in [e^-6, e^2] ~
+# [0.0025, 7.4].
 LOG_SIGMA_MIN = -6.0
 LOG_SIGMA_MAX = 2.0
-
-
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of the given widths with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(width_in, width_out))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class GaussianLatent:
@@ -56,7 +46,7 @@ class GaussianLatent:
     def posterior(self, params: Tensor) -> DiagNormal:
         """(B, 2L) encoder outputs -> q with loc, scale (B, L)."""
         loc, raw_scale = params.chunk(2, dim=-1)  # (B, 2L) -> 2 x (B, L)
-        log_sigma = LOG_SIGMA_MIN + 0.5 * (LOG_SIGMA_MAX - LOG_SIGMA_MIN) * (torch.tanh(raw_scale) + 1.0)
+        log_sigma = bounded_log_scale(raw_scale, LOG_SIGMA_MIN, LOG_SIGMA_MAX)  # (B, L)
         return DiagNormal(loc, log_sigma.exp(), validate_args=False)
 
     def prior(self, like: Tensor) -> DiagNormal:
@@ -213,8 +203,8 @@ class VAE(nn.Module):
             self.latent = FlowLatent(config.latent_dim, config.flow, config.flow_steps, config.flow_context)
         else:
             self.latent = GaussianLatent(config.latent_dim)
-        self.encoder = mlp([data_dim, *config.hidden_sizes, self.latent.num_params])
-        self.decoder = mlp([self.latent.code_size, *reversed(config.hidden_sizes), data_dim])
+        self.encoder = mlp(data_dim, config.hidden_sizes, self.latent.num_params)
+        self.decoder = mlp(self.latent.code_size, list(reversed(config.hidden_sizes)), data_dim)
 
     def posterior_parameters(self) -> list[nn.Parameter]:
         """The parameters of q(z|x): the encoder's, and the flow's when the posterior has one."""

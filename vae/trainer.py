@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from estimators.diagnostics import GradientDiagnostics
 from estimators.distributions import ConstantTemperature, ExponentialTemperature
 from estimators.gradients import EMABaseline
 from estimators.variance import gradient_samples, gradient_stats, seeded_rng
@@ -33,12 +34,12 @@ from vae.objectives import ESTIMATORS, Estimator, elbo_objective, evaluation_bou
 
 # Examples per forward pass at evaluation: bounds memory at K importance samples (MNIST).
 EVAL_CHUNK = 512
-# Offset between the run seed and the seeds of evaluation / diagnostics / figure RNG copies.
+# Offset between the run seed and the seeds of the evaluation and figure RNG copies.
 RNG_SEED_OFFSET = 10_007
 
 
 class VAELearner:
-    """Learner for ``kind: vae`` (see INTERFACES.md); ``step`` counts optimizer steps.
+    """Learner for ``kind: vae`` (the Learner protocol of training.loop); ``step`` counts optimizer steps.
 
     Logged by ``advance(log=True)``: ``loss/elbo`` (the surrogate loss that was minimized; equal
     to the negative ELBO estimate only for the pathwise estimator), ``train/elbo``,
@@ -67,15 +68,13 @@ class VAELearner:
     ) -> None:
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be pathwise or score_function, got {estimator!r}")
-        if grad_variance_every < 0:
-            raise ValueError(f"grad_variance_every must be >= 0 (0 = off), got {grad_variance_every}")
         if grad_variance_samples < 2:
             raise ValueError(f"grad_variance_samples must be >= 2, got {grad_variance_samples}")
         if model.posterior == "flow" and estimator != "pathwise":
             raise ValueError(f"posterior: flow is trained with estimator: pathwise, got {estimator!r}")
         self.estimator: Estimator = estimator  # narrowed by the check above
         self.optim_config = optim
-        self.grad_variance_every = grad_variance_every
+        self.diagnostics = GradientDiagnostics(grad_variance_every, seed, device)
         self.grad_variance_samples = grad_variance_samples
         self.seed = seed
         self.device = device
@@ -95,7 +94,6 @@ class VAELearner:
         )
         self.sampler = EpochSampler(len(self.dataset.train.images), data.batch_size, seed)
         self.step = 0
-        self.next_grad_check = grad_variance_every
 
     # ------------------------------------------------------------------ training
 
@@ -103,8 +101,7 @@ class VAELearner:
         """One Adam step on the next minibatch; metrics only when ``log``."""
         x = self.dataset.train.images[self.sampler.next_indices().to(self.device)]  # (B, D)
         temperature = self.temperature(self.step)
-        diagnose = log and self.grad_variance_every > 0 and self.step + 1 >= self.next_grad_check
-        grad_metrics = self._gradient_diagnostics(x, temperature) if diagnose else {}
+        grad_metrics = self.diagnostics(self.step, log, partial(self._gradient_diagnostics, x, temperature))
         objective, info = elbo_objective(
             self.model, x, self.estimator, self.optim_config.samples, temperature, self.baseline
         )
@@ -115,8 +112,6 @@ class VAELearner:
         if isinstance(self.baseline, EMABaseline):
             self.baseline.update(info["log_lik"])  # after use: b never sees the f it centres
         self.step += 1
-        if diagnose:
-            self.next_grad_check = (self.step // self.grad_variance_every + 1) * self.grad_variance_every
         if not log:
             return {}
         tensors = {
@@ -139,6 +134,7 @@ class VAELearner:
 
         Each of the ``grad_variance_samples`` draws is one full minibatch estimate (fresh
         latent noise, same x and parameters), so the variance is the estimator's own noise.
+        Run by the diagnostics scheduler on its private RNG copy.
         """
         encoder = self.model.posterior_parameters()
         estimators = ESTIMATORS if self.model.config.posterior == "diagonal" else ("pathwise",)
@@ -149,11 +145,10 @@ class VAELearner:
             )
             return objective
 
-        with seeded_rng(self.seed * RNG_SEED_OFFSET + self.step, self.device):
-            stats = {
-                name: gradient_stats(gradient_samples(partial(surrogate, name), encoder, self.grad_variance_samples))
-                for name in estimators
-            }
+        stats = {
+            name: gradient_stats(gradient_samples(partial(surrogate, name), encoder, self.grad_variance_samples))
+            for name in estimators
+        }
         var = {name: float(s.var_trace) for name, s in stats.items()}
         metrics = {
             "grad/encoder_var_trace": var[self.estimator],
@@ -206,7 +201,7 @@ class VAELearner:
         """Networks, Adam, ema baseline, data order and counters (torch.load(weights_only=True)-safe)."""
         return {
             "step": self.step,
-            "next_grad_check": self.next_grad_check,
+            "grad_diagnostics": self.diagnostics.state_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "baseline": self.baseline.state_dict() if isinstance(self.baseline, EMABaseline) else None,
@@ -220,7 +215,7 @@ class VAELearner:
             self.baseline.load_state_dict(state["baseline"])
         self.sampler.load_state_dict(state["sampler"])
         self.step = int(state["step"])
-        self.next_grad_check = int(state["next_grad_check"])
+        self.diagnostics.load_state_dict(state["grad_diagnostics"])
 
     # ------------------------------------------------------------------ figures
 

@@ -80,7 +80,7 @@ def test_errors_are_one_line_run_errors(pendulum_run: Path, tmp_path: Path) -> N
     vae = tmp_path / "vae"
     vae.mkdir()
     save_config(load_config(CONFIGS / "vae_digits.yaml", []), vae / "config.yaml")
-    with pytest.raises(RunError, match="is a vae run; a policy comes from a run of kind sac or reinforce"):
+    with pytest.raises(RunError, match="is a vae run; a policy comes from an RL run"):
         load_policy(vae)
     fresh = tmp_path / "fresh"
     fresh.mkdir()

@@ -335,8 +335,6 @@ def test_advance_logs_losses_and_episode_figures_and_evaluate_the_eval_keys() ->
 
 
 def test_learner_rejects_what_it_cannot_run() -> None:
-    with pytest.raises(ValueError, match="eval_episodes must be >= 1, got 0"):
-        SACLearner(EnvConfig(), SACConfig(**TINY), 0, CPU, eval_episodes=0)
     with pytest.raises(ValueError, match=r"agent.buffer_size \(2\) must be >= env.num_envs \(4\)"):
         SACLearner(EnvConfig(num_envs=4), SACConfig(buffer_size=2, batch_size=2), 0, CPU, eval_episodes=1)
 

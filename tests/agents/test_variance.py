@@ -29,7 +29,6 @@ from agents import variance
 from agents.checkpoint import list_checkpoints, save_checkpoint
 from agents.policy_gradients import (
     ESTIMATORS,
-    GradientDiagnostics,
     actor_surrogate,
     reference_gradient,
     sac_gradient_metrics,
@@ -238,22 +237,6 @@ def test_pathwise_is_sacs_own_actor_gradient() -> None:
         torch.testing.assert_close(a, b)
 
 
-def test_diagnostics_run_on_the_first_logged_update_after_each_multiple_and_leave_the_rng_alone() -> None:
-    diagnostics = GradientDiagnostics(every=3, seed=0, device=torch.device("cpu"))
-    ran = []
-
-    def measure() -> dict[str, float]:
-        ran.append(float(torch.rand(())))
-        return {"grad/x": 1.0}
-
-    torch.manual_seed(0)
-    before = torch.get_rng_state()
-    logged = [diagnostics(n, log=n % 2 == 1, measure=measure) for n in range(10)]  # updates 1..10
-    assert [n + 1 for n, m in enumerate(logged) if m] == [4, 6, 10]  # due at 3 (not logged), 6, 9
-    assert torch.equal(torch.get_rng_state(), before)
-    assert len(set(ran)) == 3  # each measurement on its own seeded copy
-
-
 def test_sac_gradient_metrics_cover_the_three_estimators() -> None:
     torch.manual_seed(0)
     actor, critic = TanhGaussianActor(OBS_DIM, ACT_DIM, [16]), EnsembleQ(OBS_DIM, ACT_DIM, [16])
@@ -316,8 +299,8 @@ def test_the_cli_reports_reinforce_mc_for_a_reinforce_run(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda p: None, "not a run directory"),
-    (lambda p: (p / "config.yaml").write_text("kind: vae\n"), "kind sac or reinforce"),
-    (lambda p: (p / "config.yaml").write_text("kind: sac\n"), "no checkpoint"),
+    (lambda p: (p / "config.yaml").write_text("kind: vae\n"), "a policy comes from an RL run"),
+    (lambda p: (p / "config.yaml").write_text("kind: sac\nenv: {}\nagent: {}\n"), "no checkpoint"),
 ])
 def test_the_cli_rejects_what_is_not_a_finished_rl_run(make, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make(tmp_path)

@@ -108,7 +108,7 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     assert "d/dmu" in result.stdout and "d/dsigma" in result.stdout
 
     report = json.loads(out_json.read_text())
-    # The DESIGN.md keys, plus the noise family (normal unless --distribution says otherwise).
+    # The keys the README documents, plus the noise family (normal unless --distribution says otherwise).
     assert set(report) == {"problem", "mu", "sigma", "samples", "estimators", "distribution"}
     assert report["distribution"] == "normal"
     assert (report["problem"], report["mu"], report["sigma"], report["samples"]) == ("quadratic", 1.0, 0.5, 2000)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from networks.mlp import mlp
 from policies import backprop
 from policies.critic import EnsembleQ
-from policies.mlp import mlp
 
 B, IN, HIDDEN, OUT, E = 9, 5, [16, 8], 3, 2
 

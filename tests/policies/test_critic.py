@@ -5,8 +5,8 @@ import math
 import torch
 from torch import nn
 
+from networks.mlp import mlp
 from policies.critic import EnsembleLinear, EnsembleQ
-from policies.mlp import mlp
 
 OBS_DIM, ACT_DIM, HIDDEN, B = 5, 2, [16, 8], 7
 

@@ -1,0 +1,127 @@
+"""Policy-gradient variance at a trained run's parameters: one report per RL kind.
+
+The registry (training.registry) maps each kind to its report; `python -m agents.variance`
+prints and plots it. See that module's docstring for what each estimator measures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from agents.episodes import EpisodeLog
+from agents.policy_gradients import ESTIMATORS, sac_gradient_figures, summarize
+from agents.reinforce import Reinforce, ReinforceConfig, policy_surrogate
+from agents.rollout import collect_rollout, env_dims
+from agents.sac import SAC, SACConfig
+from envs import EnvConfig, make_vector_env
+from estimators.variance import gradient_samples
+
+
+@dataclass
+class VarianceReport:
+    """What `python -m agents.variance` prints, writes and plots for one run."""
+
+    # per estimator: grad_var_trace, grad_norm_mean, cosine_to_reference, snr
+    figures: dict[str, dict[str, float]]
+    # the sweep's batch sizes (the last is the report's batch) and each estimator's trace there
+    sizes: list[int]
+    sweep: dict[str, list[float]]
+    # the reference gradient: its estimator and sample count
+    reference_estimator: str
+    reference_samples: int
+    # the plot's x axis
+    xlabel: str
+
+
+# Steps of the policy per state kept in the SAC state batch: the batch is a random 1/8 of them,
+# so it spreads over whole episodes instead of following one.
+POOL_FACTOR = 8
+# Smallest batch of the sweep; the sweep doubles from here up to --batch.
+SWEEP_START = 8
+
+
+def sweep_sizes(batch: int) -> list[int]:
+    """SWEEP_START, 2 * SWEEP_START, ... below `batch`, then `batch` itself."""
+    sizes = []
+    size = SWEEP_START
+    while size < batch:
+        sizes.append(size)
+        size *= 2
+    return [*sizes, batch]
+
+
+# ---------------------------------------------------------------------------------- SAC runs
+
+
+def sac_report(
+    env_config: EnvConfig, agent_config: SACConfig, learner: dict[str, Any], batch: int,
+    repeats: int, draws: int, seed: int,
+) -> VarianceReport:
+    """`pathwise`, `score_function` and `score_function_baseline` at `batch` states of the
+    policy, with the sweep over smaller batches; the reference takes `draws` actions per state."""
+    env = make_vector_env(env_config.id, env_config.num_envs, seed)
+    agent = SAC(*env_dims(env), agent_config, torch.device("cpu"))
+    agent.load_state_dict(learner["agent"])
+    first_obs, _ = env.reset()
+    steps = -(-POOL_FACTOR * batch // env_config.num_envs)  # ceil(8 B / N)
+    rollout, _ = collect_rollout(env, agent.actor, torch.as_tensor(first_obs, dtype=torch.float32), steps, EpisodeLog())
+    env.close()
+    pool = rollout.obs.flatten(0, 1)  # (T, N, O) -> (T*N, O)
+    states = pool[torch.randperm(pool.shape[0])[:batch]]  # (B, O), a random subset
+    figures = sac_gradient_figures(agent.actor, agent.critic, states, agent.alpha, repeats, draws)
+    sweep: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
+    for size in sweep_sizes(batch)[:-1]:
+        # Every size covers the same states, as B // size disjoint chunks whose variance traces
+        # are averaged: the per-state spread then cancels between sizes (a prefix of the batch
+        # would make each point depend on which states it happened to hold).
+        chunks = states[: batch // size * size].view(-1, size, states.shape[1])  # (B, O) -> (C, size, O)
+        per_chunk = [sac_gradient_figures(agent.actor, agent.critic, c, agent.alpha, repeats, draws) for c in chunks]
+        for name in ESTIMATORS:
+            sweep[name].append(sum(f[name]["grad_var_trace"] for f in per_chunk) / len(per_chunk))
+    for name in ESTIMATORS:
+        sweep[name].append(figures[name]["grad_var_trace"])
+    return VarianceReport(figures, sweep_sizes(batch), sweep, "pathwise", batch * draws,
+                          "states per estimate (one action each)")
+
+
+# ---------------------------------------------------------------------------------- REINFORCE runs
+
+
+def reinforce_report(
+    env_config: EnvConfig, agent_config: ReinforceConfig, learner: dict[str, Any], batch: int,
+    repeats: int, draws: int, seed: int,
+) -> VarianceReport:
+    """`reinforce_mc` over rollouts of `batch` env steps (rounded down to a multiple of
+    num_envs, at least one step each), with the sweep; the reference is one rollout of
+    `repeats` times as many steps (`draws` is SAC's and unused here)."""
+    num_envs = env_config.num_envs
+    env = make_vector_env(env_config.id, num_envs, seed)
+    agent = Reinforce(*env_dims(env), agent_config, torch.device("cpu"))
+    agent.load_state_dict(learner["agent"])
+    params = list(agent.actor.parameters())
+    first_obs, _ = env.reset()
+    obs = torch.as_tensor(first_obs, dtype=torch.float32)
+
+    def estimate(steps: int) -> Tensor:
+        """The estimator on the next rollout of `steps` steps per sub-env."""
+        nonlocal obs
+        rollout, obs = collect_rollout(env, agent.actor, obs, steps, EpisodeLog())
+        scored = agent.score(rollout)
+        if len(scored) < 2:  # no episode ended (whole_episodes): the learner would not update
+            return torch.stack([p.sum() for p in params]).sum() * 0.0  # a zero gradient estimate
+        log_prob = agent.actor(scored.obs).log_prob_pre_tanh(scored.pre_tanh)  # (M,)
+        return policy_surrogate(log_prob, scored.returns, scored.baseline, normalize=False)
+
+    steps = sorted({max(1, size // num_envs) for size in sweep_sizes(batch)})  # per sub-env
+    reference = gradient_samples(lambda: estimate(steps[-1] * repeats), params, 1)[0]  # (1, P) -> (P,)
+    samples = [gradient_samples(partial(estimate, s), params, repeats) for s in steps]
+    env.close()
+    figures = {"reinforce_mc": summarize(samples[-1], reference)}
+    sweep = {"reinforce_mc": [summarize(s, reference)["grad_var_trace"] for s in samples]}
+    return VarianceReport(figures, [s * num_envs for s in steps], sweep, "reinforce_mc",
+                          steps[-1] * repeats * num_envs, "env steps per rollout")
