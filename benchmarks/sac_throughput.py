@@ -1,16 +1,26 @@
-"""Training throughput: our SAC and stable-baselines3's SAC side by side in one process.
+"""Training throughput: our SAC against stable-baselines3's and sbx's, each run as its users run it.
 
-    python benchmarks/sac_throughput.py --config configs/sac_halfcheetah.yaml --threads 2 \
+    python benchmarks/sac_throughput.py --config configs/sac_halfcheetah.yaml \
         --json benchmarks/results/sac_throughput_halfcheetah.json
 
-Both agents get the hyperparameters of the config (batch, network sizes, lr, gamma, tau,
-train_freq, gradient_steps, entropy tuning) plus the same `--learning-starts`, seed and torch
-thread count. Each first fills its buffer with `--learning-starts` random steps and trains
-`--warmup` steps untimed; then `--rounds` rounds alternate: `--steps` training steps of ours,
-then `--steps` of SB3, each timed with a wall clock (the training phase only: env step, action,
-buffer, one update per step at the defaults). Reported: median steps/s of each, the median of
-the per-round ratios ours / SB3, our ms per training step split by phase (a torch.profiler trace of
-the `record_function` labels in agents/sac.py; the actor update includes the alpha update, which
+Each implementation trains in its own process with its own defaults: ours is `python train.py`
+(threads: auto, its OpenMP wait policy), SB3 and sbx are `benchmarks/reference.py` calling
+`learn` (torch's and XLA's own thread pools). All get the config's hyperparameters (batch,
+network sizes, lr, gamma, tau, train_freq, gradient_steps, entropy tuning), the same
+`--learning-starts` and seed, and the overrides given after the options. A rate is the
+difference of a `--steps` short and long run (benchmarks/process_timing.py), so start-up and
+compiling cancel; `--rounds` rounds alternate the implementations, and the table gives the
+median rate of each and the median of the per-round ratios of ours to each reference.
+sbx needs JAX, so it usually lives in its own venv: `--sbx-python` (or `SBX_PYTHON`) names that
+venv's python; without one, sbx is reported as not installed unless this python imports it.
+
+Variants of ours for a GPU (`--device cuda`): `ours-eager` (agent.compile=false) and
+`ours-cudagraphs` (compiled, with inductor's CUDA graphs: TORCHINDUCTOR_CUDAGRAPHS=1, what
+`torch.compile(mode="reduce-overhead")` turns on).
+
+After the rounds, ours is profiled in this process (`--threads`, default auto, as train.py
+resolves it): ms per training step split by phase (a torch.profiler trace of the
+`record_function` labels in agents/sac.py; the actor update includes the alpha update, which
 shares its backward pass and optimizer), the FLOPs of one update (counted by
 torch.utils.flop_counter) and the fraction of a measured matmul ceiling that rate reaches.
 """
@@ -19,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,37 +42,50 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-from reference import load_sac_config, sb3_sac  # noqa: E402  (benchmarks/reference.py, beside this script)
+from process_timing import clean_env, difference_rate, wall_time  # noqa: E402  (beside this script)
+from reference import load_sac_config  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from agents.sac import SACLearner  # noqa: E402
 from training.config import SACRunConfig  # noqa: E402
-from training.runtime import configure_torch  # noqa: E402
+from training.runtime import configure_torch, resolve_threads  # noqa: E402
 
 PHASES = ["sac/act", "sac/env_step", "sac/sample", "sac/critic_update", "sac/actor_update",
           "sac/target_update"]
+# each variant of ours: the train.py overrides and environment it adds to train.py's defaults
+OURS = {"ours": ([], {}), "ours-eager": (["agent.compile=false"], {}),
+        "ours-cudagraphs": (["agent.compile=true"], {"TORCHINDUCTOR_CUDAGRAPHS": "1"})}
+REFERENCES = ("sb3", "sbx")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "sac_halfcheetah.yaml")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per implementation")
-    parser.add_argument("--steps", type=int, default=500, help="training steps per timed round")
-    parser.add_argument("--warmup", type=int, default=200, help="untimed training steps before round 1")
+    parser.add_argument("--impl", nargs="+", choices=[*OURS, *REFERENCES], default=["ours", "sb3", "sbx"],
+                        help="what to time; the first is the numerator of the ratios")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--steps", type=int, nargs=2, default=[1500, 3000], metavar=("SHORT", "LONG"),
+                        help="env steps of the short and the long run (random steps included)")
     parser.add_argument("--learning-starts", type=int, default=1000, help="random steps before training")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (both implementations)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds one run may take")
+    parser.add_argument("--threads", default="auto", help="torch threads of the in-process profile")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (both implementations)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (every implementation)")
+    parser.add_argument("--sbx-python", default=os.environ.get("SBX_PYTHON"),
+                        help="python of a venv with sbx-rl (default: $SBX_PYTHON, else this python)")
     parser.add_argument("--profile-steps", type=int, default=200, help="steps in the phase profile")
-    parser.add_argument("--no-sb3", action="store_true", help="time ours only (no ratio)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every implementation")
     args = parser.parse_args()
-    for name in ("rounds", "steps", "threads", "profile_steps"):
+    for name in ("rounds", "profile_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0 or args.learning_starts < 1:
-        parser.error("--warmup must be >= 0 and --learning-starts >= 1")
+    short, long = args.steps
+    if not args.learning_starts < short < long:
+        parser.error(f"need --learning-starts < SHORT < LONG, got {args.learning_starts}, {short}, {long}")
+    if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) >= 1):
+        parser.error(f"--threads must be auto or >= 1, got {args.threads}")
     return args
 
 
@@ -69,9 +95,7 @@ def synchronize(device: torch.device) -> None:
 
 
 class Ours:
-    """Our SACLearner driven as train.py drives it (metrics every `log.every` steps)."""
-
-    name = "ours"
+    """Our SACLearner driven as train.py drives it (metrics every `log.every` steps), for the profile."""
 
     def __init__(self, cfg: SACRunConfig, device: torch.device) -> None:
         self.learner = SACLearner(env=cfg.env, agent=cfg.agent, seed=cfg.seed, device=device, eval_episodes=1)
@@ -84,25 +108,48 @@ class Ours:
         synchronize(self.device)
 
 
-class StableBaselines:
-    """stable-baselines3's SAC with the same hyperparameters, trained by repeated `learn` calls."""
-
-    name = "sb3"
-
-    def __init__(self, cfg: SACRunConfig, device: torch.device) -> None:
-        self.model = sb3_sac(cfg, str(device))
-        self.device = device
-
-    def train(self, steps: int) -> None:
-        self.model.learn(total_timesteps=steps, reset_num_timesteps=False)
-        synchronize(self.device)
+def sbx_python(requested: str | None) -> str | None:
+    """The python that runs sbx: `requested`, else this one if it imports sbx; None if neither."""
+    candidate = requested or sys.executable
+    found = subprocess.run([candidate, "-c", "import sbx"], capture_output=True, check=False)
+    if found.returncode != 0 and requested:
+        print(f"sbx: {requested} does not import sbx (pip install sbx-rl there)", file=sys.stderr)
+    return candidate if found.returncode == 0 else None
 
 
-def timed(impl: Ours | StableBaselines, steps: int) -> float:
-    """Steps per second of `steps` training steps."""
-    start = time.perf_counter()
-    impl.train(steps)
-    return steps / (time.perf_counter() - start)
+def command(impl: str, steps: int, args: argparse.Namespace, out: Path, python: str) -> list[str]:
+    """The command line that trains `impl` for `steps` env steps, as its users would run it."""
+    settings = [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}", *args.overrides]
+    if impl in OURS:
+        return [python, str(REPO / "train.py"), "--config", str(args.config), "--out", str(out),
+                f"total_steps={steps}", f"device={args.device}", "eval.every=0", "eval.episodes=1",
+                "checkpoint.every=0", "wandb.mode=disabled", *settings, *OURS[impl][0]]
+    return [python, str(REPO / "benchmarks" / "reference.py"), "--impl", impl, "--config",
+            str(args.config), "--steps", str(steps), "--device", args.device, *settings]
+
+
+def process_rates(impls: dict[str, str], args: argparse.Namespace) -> dict[str, list[float]]:
+    """Steps/s of each implementation (name -> its python) in each round, from short and long runs."""
+    rates: dict[str, list[float]] = {impl: [] for impl in impls}
+    short, long = args.steps
+    with tempfile.TemporaryDirectory() as scratch:
+        for impl, python in impls.items():  # untimed: fills the disk caches (inductor's, imports)
+            env = clean_env({"PYTHONPATH": str(REPO), **OURS.get(impl, ([], {}))[1]})
+            wall_time(command(impl, short, args, Path(scratch) / f"{impl}-warmup", python), env, args.timeout)
+        for round_index in range(args.rounds):
+            for impl, python in impls.items():
+                env = clean_env({"PYTHONPATH": str(REPO), **OURS.get(impl, ([], {}))[1]})
+                seconds = []
+                for steps in (short, long):
+                    out = Path(scratch) / f"{impl}-{round_index}-{steps}"
+                    took = wall_time(command(impl, steps, args, out, python), env, args.timeout)
+                    if took is None:
+                        raise SystemExit(f"error: a {steps}-step run of {impl} took over {args.timeout:.0f} s")
+                    seconds.append(took)
+                rates[impl].append(difference_rate(short, long, *seconds))
+            print(f"  round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.1f} steps/s" for k, v in rates.items()),
+                  flush=True)
+    return rates
 
 
 def phase_profile(ours: Ours, steps: int) -> dict[str, float]:
@@ -146,49 +193,59 @@ def matmul_ceiling(cfg: SACRunConfig, device: torch.device, repeats: int = 200) 
 
 def main() -> None:
     args = parse_args()
-    configure_torch(args.threads)  # as train.py does, for both implementations (one process)
-    device = torch.device(args.device)
     cfg = load_sac_config(args.config, [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}",
-                                        f"device={args.device}", f"threads={args.threads}"])
-    impls: list[Ours | StableBaselines] = [Ours(cfg, device)]
-    if not args.no_sb3:
-        impls.append(StableBaselines(cfg, device))
-    print(f"{cfg.env.id}: batch {cfg.agent.batch_size}, hidden {cfg.agent.hidden_sizes}, "
-          f"{args.threads} threads, {device}; {args.rounds} rounds x {args.steps} steps", flush=True)
-    for impl in impls:  # random steps, then untimed training
-        impl.train(args.learning_starts + args.warmup)
+                                        f"device={args.device}", *args.overrides])
+    impls: dict[str, str] = {}
+    not_installed = []
+    for impl in args.impl:
+        python = sbx_python(args.sbx_python) if impl == "sbx" else sys.executable
+        if python is None:
+            not_installed.append(impl)
+        else:
+            impls[impl] = python
+    if not_installed:
+        print(f"not installed: {', '.join(not_installed)} (see --sbx-python)", flush=True)
+    short, long = args.steps
+    print(f"{cfg.env.id}: batch {cfg.agent.batch_size}, hidden {cfg.agent.hidden_sizes}, {args.device}; each "
+          f"implementation at its own default threads; {args.rounds} rounds of a {short}- and a {long}-step run",
+          flush=True)
+    rates = process_rates(impls, args)
+    medians = {impl: statistics.median(r) for impl, r in rates.items()}
+    first = next(iter(rates))
+    ratios = {other: statistics.median(o / r for o, r in zip(rates[first], rates[other], strict=True))
+              for other in rates if other != first}
 
-    rates: dict[str, list[float]] = {impl.name: [] for impl in impls}
-    for round_index in range(args.rounds):
-        for impl in impls:
-            rates[impl.name].append(timed(impl, args.steps))
-        print(f"  round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.1f} steps/s" for k, v in rates.items()), flush=True)
-
-    ours = impls[0]
-    assert isinstance(ours, Ours)
+    threads = resolve_threads(args.threads)
+    configure_torch(threads)  # as train.py does
+    device = torch.device(args.device)
+    ours = Ours(cfg, device)
+    ours.train(args.learning_starts + args.profile_steps)  # random steps, compile, warm-up
     breakdown = phase_profile(ours, args.profile_steps)
     flops = update_flops(ours)
     ceiling = matmul_ceiling(cfg, device)
-    median_ours = statistics.median(rates["ours"])
+    step_s = 1 / medians[first] if first in OURS else breakdown["total"] / 1000
     result: dict[str, Any] = {
-        "env_id": cfg.env.id, "device": str(device), "threads": args.threads, "rounds": args.rounds,
-        "steps_per_round": args.steps, "batch_size": cfg.agent.batch_size, "hidden_sizes": cfg.agent.hidden_sizes,
-        "torch": torch.__version__, "steps_per_s": rates, "median_steps_per_s": {k: statistics.median(v) for k, v in rates.items()},
-        "ms_per_step_by_phase": breakdown, "update_mflop": flops / 1e6, "matmul_ceiling_gflops": ceiling,
-        "training_gflops": flops * median_ours / 1e9,  # update FLOPs over the whole (unprofiled) step time
+        "env_id": cfg.env.id, "device": str(device), "rounds": args.rounds, "steps": args.steps,
+        "learning_starts": args.learning_starts, "batch_size": cfg.agent.batch_size,
+        "hidden_sizes": cfg.agent.hidden_sizes, "torch": torch.__version__, "cpus": len(os.sched_getaffinity(0)),
+        "steps_per_s": rates, "median_steps_per_s": medians, "median_ratio": ratios, "ratio_of": first,
+        "not_installed": not_installed, "profile_threads": threads, "ms_per_step_by_phase": breakdown,
+        "update_mflop": flops / 1e6, "matmul_ceiling_gflops": ceiling,
+        "training_gflops": flops / step_s / 1e9,  # update FLOPs over the whole (unprofiled) step time
     }
     result["ceiling_fraction"] = result["training_gflops"] / ceiling
-    if "sb3" in rates:
-        result["median_ratio"] = statistics.median(o / s for o, s in zip(rates["ours"], rates["sb3"], strict=True))
 
-    print(f"\n| {cfg.env.id} | median steps/s | ms per step | median ratio to sb3 |\n| --- | --- | --- | --- |")
-    ratio_column = {"ours": f"{result['median_ratio']:.2f}", "sb3": "1.00"} if "median_ratio" in result else {}
-    for name, rate in result["median_steps_per_s"].items():
-        print(f"| {name} | {rate:.1f} | {1000 / rate:.2f} | {ratio_column.get(name, '')} |")
-    print(f"\n| ours, phase (profiled, {args.profile_steps} steps; the profiler adds overhead) | ms per step |\n| --- | --- |")
+    print(f"\n| {cfg.env.id} | median steps/s | ms per step | {first} / it (median of rounds) |\n| --- | --- | --- | --- |")
+    for name, rate in medians.items():
+        ratio = "1.00" if name == first else f"{ratios[name]:.2f}"
+        print(f"| {name} | {rate:.1f} | {1000 / rate:.2f} | {ratio} |")
+    for name in not_installed:
+        print(f"| {name} | not installed | | |")
+    print(f"\n| ours, phase (in process, {threads} threads, profiled {args.profile_steps} steps; the profiler adds "
+          f"overhead) | ms per step |\n| --- | --- |")
     for phase, ms in breakdown.items():
         print(f"| {phase} | {ms:.3f} |")
-    print(f"one update: {flops / 1e6:.0f} MFLOP; at {1000 / median_ours:.2f} ms per unprofiled training step that is "
+    print(f"one update: {flops / 1e6:.0f} MFLOP; at {1000 * step_s:.2f} ms per training step that is "
           f"{result['training_gflops']:.0f} GFLOP/s, {100 * result['ceiling_fraction']:.0f}% of the measured "
           f"{ceiling:.0f} GFLOP/s matmul ceiling")
     if args.json:

@@ -103,10 +103,10 @@ class RunConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch CPU threads, or auto: OMP_NUM_THREADS when set (Ray sets it for each sweep trial),
     # else the CPUs this process may run on; train.py writes the resolved number in config.yaml.
-    # 1 by default: these networks are small, and on a 2-core machine any other load makes extra
-    # OpenMP threads spin (measured: 400 SAC steps took 71 s with 2 threads under load, 4.8 s
-    # with 1). Raise it on a large idle machine.
-    threads: int | Literal["auto"] = 1
+    # auto by default: train.py sets OMP_WAIT_POLICY=PASSIVE (unless you set a wait policy), so
+    # waiting OpenMP threads sleep instead of spinning and extra threads do not stall a loaded
+    # machine (README, Performance: threads and the OpenMP wait policy).
+    threads: int | Literal["auto"] = "auto"
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
