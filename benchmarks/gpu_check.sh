@@ -41,7 +41,7 @@ fi
 site=/tmp/gpu_check_site
 install=("$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade
          --target "$site" "${wheels[@]}")
-tests=("$python" -m pytest tests/cuda -m cuda -q -p no:cacheprovider)
+tests=("$python" -m pytest tests/cuda -m cuda -rs -p no:cacheprovider)
 if "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   gpu=1
   bench=("$python" benchmarks/sac_throughput.py --config configs/sac_halfcheetah.yaml --device cuda
