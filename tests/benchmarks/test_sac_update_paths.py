@@ -1,5 +1,5 @@
-"""benchmarks/sac_update_paths.py end to end with a few updates: all three gradient paths run
-(the compiled one included) and the JSON and the printed table hold their timings."""
+"""benchmarks/sac_update_paths.py end to end with a few updates: all four gradient paths run
+(the two compiled ones included) and the JSON and the printed table hold their timings."""
 
 import json
 import subprocess
@@ -17,7 +17,8 @@ def test_update_paths_benchmark_times_autograd_explicit_and_compiled(tmp_path: P
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
-    assert set(figures["median_ms_per_update"]) == {"autograd", "explicit", "explicit + compile"}
+    assert set(figures["median_ms_per_update"]) == {"autograd", "explicit", "explicit + compile", "func + compile"}
     assert all(len(ms) == 2 and min(ms) > 0 for ms in figures["ms_per_update"].values())
-    assert "| explicit + compile | " in result.stdout
+    assert figures["median_ratio_to_explicit_compile"]["explicit + compile"] == 1.0
+    assert "| explicit + compile | " in result.stdout and "| func + compile | " in result.stdout
     assert "torch.compile of" not in result.stderr  # the compile worked: no fall-back warning
