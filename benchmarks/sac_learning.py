@@ -64,7 +64,7 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    from training.runtime import configure_torch
+    from training.runtime import configure_torch, library_versions
 
     configure_torch(threads)  # as train.py does
     cfg = load_sac_config(config, [f"seed={seed}", f"total_steps={steps}"])
@@ -99,7 +99,7 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
         run_dir.joinpath("summary.json").write_text(json.dumps({
             "kind": "sac", "seed": seed, "status": "completed", "total_steps": steps,
             "wall_time_s": round(wall, 3), "steps_per_s": round(steps / wall, 3), "resumed_from": [],
-            "impl": "sb3", "variant": "sb3", "env_id": cfg.env.id,
+            "impl": "sb3", "variant": "sb3", "versions": library_versions(), "env_id": cfg.env.id,
             "eval_return_mean": final["eval/return_mean"], "eval_return_std": final["eval/return_std"],
             "eval_episodes": eval_episodes}, indent=2) + "\n")
     return {"eval_return_mean": final["eval/return_mean"], "eval_return_std": final["eval/return_std"],

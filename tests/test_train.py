@@ -67,6 +67,7 @@ def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_r
     for key in ("kind", "seed", "wall_time_s", "steps_per_s", "env_id", "eval_return_mean",
                 "eval_return_std", "eval_episodes"):
         assert key in summary, key
+    assert summary["versions"]["torch"] == torch.__version__ and "gymnasium" in summary["versions"]
     assert list_checkpoints(out / "checkpoints")
     offline = list((out / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("run-*.wandb")), "no offline W&B run files"

@@ -26,6 +26,7 @@ import torch
 
 from agents.checkpoint import first_non_finite, list_checkpoints, save_checkpoint
 from training.config import RunConfig
+from training.runtime import library_versions
 from training.sinks import MetricsFile, Progress, WandbSink
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -215,7 +216,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         summary = {"kind": config.kind, "seed": config.seed, "status": status,
                    "total_steps": learner.step, "wall_time_s": round(wall, 3),
                    "steps_per_s": round(learner.step / wall, 3) if wall > 0 else 0.0,
-                   "resumed_from": resumed_from, "impl": "ours", **learner.summary()}
+                   "resumed_from": resumed_from, "impl": "ours", "versions": library_versions(),
+                   **learner.summary()}
         if "eval/return_mean" in last_eval:
             summary |= {"eval_return_mean": last_eval["eval/return_mean"],
                         "eval_return_std": last_eval["eval/return_std"],

@@ -1,8 +1,10 @@
-"""Process-wide torch settings of a run: the thread count and denormal flushing."""
+"""Process-wide torch settings of a run (the thread count and denormal flushing), and the
+versions of the libraries that decide its numbers."""
 
 from __future__ import annotations
 
 import os
+from importlib import metadata
 
 import torch
 
@@ -26,3 +28,18 @@ def configure_torch(threads: int | str) -> None:
     """
     torch.set_num_threads(resolve_threads(threads))
     torch.set_flush_denormal(True)  # returns False where the CPU lacks the flag; then a no-op
+
+
+# the distributions whose versions change a run's numbers (MuJoCo's physics, gymnasium's envs)
+VERSIONED = ("torch", "numpy", "gymnasium", "mujoco", "stable-baselines3")
+
+
+def library_versions() -> dict[str, str]:
+    """{distribution: version} of those in VERSIONED that are installed (summary.json `versions`)."""
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

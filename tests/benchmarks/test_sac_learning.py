@@ -23,6 +23,7 @@ def test_sb3_runs_are_reportable_beside_a_sweeps_trials(tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["impl"] == "sb3" and summary["status"] == "completed" and summary["total_steps"] == 450
     assert summary["eval_return_mean"] == rows[-1]["eval/return_mean"]
+    assert "stable-baselines3" in summary["versions"] and "torch" in summary["versions"]
     report, results = build_report(tmp_path)
     (group,) = report["groups"]
     assert (group["variant"], group["env_id"], group["returns"]) == ("sb3", "Pendulum-v1", [summary["eval_return_mean"]])
