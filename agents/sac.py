@@ -2,7 +2,8 @@
 
 Read top to bottom: the config, the three losses (pure functions of a batch and the
 networks), the same gradients with the backward passes written out (`critic_gradients`,
-`actor_gradients`: the default, faster path; tested equal to autograd on the losses), the
+`actor_gradients`: the default, faster path, a verified accelerator: the first update of every
+run checks it against autograd on the loss functions and stops the run if they differ), the
 `SAC` agent that owns the optimizers, target critics and update counter, and `SACLearner`,
 that agent in the off-policy loop of agents/off_policy.py: what train.py drives.
 
@@ -38,6 +39,16 @@ from policies.actor import TanhGaussianActor
 from policies.critic import EnsembleQ
 
 BACKPROP = ("explicit", "autograd")
+# The explicit gradients' check against autograd: per parameter tensor, the pass needs
+# ||g_explicit - g_autograd|| <= GRAD_CHECK_RTOL ||g_autograd|| + GRAD_CHECK_ATOL. The two differ
+# only by float32 summation order, about sqrt(B) * 1.2e-7 ~ 2e-6 relative at B = 256; an edited
+# loss or a changed network changes a gradient by a fraction of itself, 1e-1 to 1.
+GRAD_CHECK_RTOL = 1e-3
+GRAD_CHECK_ATOL = 1e-6
+
+
+class GradientCheckError(RuntimeError):
+    """The explicit gradients differ from autograd on the loss functions: the run stops."""
 
 
 @dataclass
@@ -71,7 +82,9 @@ class SACConfig:
     # Q critics in the ensemble; targets and the actor use their minimum (2: clipped double-Q)
     num_critics: int = 2
     # how the update gets its gradients: "explicit" (the backward passes written out, no graph;
-    # faster) or "autograd" (torch.autograd on the loss functions below; edit those to experiment)
+    # faster; checked against autograd on the losses at the first update of every run, which
+    # stops with an error naming the loss if they differ) or "autograd" (torch.autograd on the
+    # loss functions below: edit those to experiment, and set this)
     backprop: str = "explicit"
     # torch.compile the explicit gradient functions (one compile, ~10 s, on the first update);
     # if compiling fails (no C++ compiler, unsupported platform) it warns once and runs eagerly
@@ -233,6 +246,29 @@ def actor_gradients(
     return grads, loss, loss_alpha, log_prob, dist.scale
 
 
+def autograd_gradients(loss: Callable[[], Tensor], params: list[Tensor], device: torch.device) -> list[Tensor]:
+    """d loss() / d params by torch.autograd, with the RNG restored afterwards: the next call
+    that draws noise (the explicit gradients being checked) draws the same noise."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
+        return list(torch.autograd.grad(loss(), params))
+
+
+def check_gradients(explicit: list[Tensor], autograd: list[Tensor], names: list[str], loss: str, by_hand: str) -> None:
+    """Raise GradientCheckError naming `loss` unless every explicit gradient is within the
+    tolerance (GRAD_CHECK_RTOL, GRAD_CHECK_ATOL) of autograd's. Norms in float64: a diverging run's
+    float32 gradients (~1e20) overflow a float32 norm. Where autograd's own gradient is not finite
+    there is nothing to compare; the NaN guard stops that run. One host sync."""
+    errors = torch.stack([
+        torch.where(w.isfinite().all(), (g.double() - w.double()).norm() - GRAD_CHECK_RTOL * w.double().norm(), 0.0)
+        - GRAD_CHECK_ATOL for g, w in zip(explicit, autograd, strict=True)]).tolist()
+    bad = [name for name, error in zip(names, errors, strict=True) if not error <= 0.0]  # a NaN fails too
+    if bad:
+        raise GradientCheckError(
+            f"the gradient of {loss} differs from its hand-written backward pass {by_hand} (in {', '.join(bad)}): "
+            f"{loss} or the networks were changed; set agent.backprop=autograd to train the loss functions "
+            f"as they are, or update {by_hand} to match")
+
+
 # ---------------------------------------------------------------------------------- agent
 
 
@@ -331,6 +367,14 @@ class SAC:
         # own moments, so at the shared lr this equals two optimizers, in one fused kernel.
         policy_params = [*self.actor.parameters(), *([self.log_alpha] if config.autotune_alpha else [])]
         self.policy_optimizer = torch.optim.Adam(policy_params, lr=config.lr, fused=True)
+        self._policy_params, self.device = policy_params, device
+        self.explicit = config.backprop == "explicit"
+        unsupported = backprop.unsupported(self.actor.net) or backprop.unsupported(self.critic)
+        if self.explicit and unsupported:
+            warnings.warn(f"backprop: explicit cannot differentiate this network ({unsupported}); "
+                          "using autograd on the loss functions", RuntimeWarning, stacklevel=2)
+            self.explicit = False
+        self._checked = False  # the explicit gradients are checked against autograd once, first
         # the explicit gradient functions, compiled when asked
         self._critic_gradients = compile_or_eager(critic_gradients) if config.compile else critic_gradients
         self._actor_gradients = compile_or_eager(actor_gradients) if config.compile else actor_gradients
@@ -355,7 +399,7 @@ class SAC:
         grad_metrics = self.grad_diagnostics(
             self.num_updates, log, lambda: sac_gradient_metrics(self.actor, self.critic, batch.obs, alpha)
         )
-        step = self._explicit_step if self.config.backprop == "explicit" else self._autograd_step
+        step = self._explicit_step if self.explicit else self._autograd_step
         out = step(batch, alpha)
         with phase("sac/target_update"):
             self.update_targets()
@@ -384,14 +428,9 @@ class SAC:
             self.critic_optimizer.step()
 
         with phase("sac/actor_update"):
-            loss_pi, info_pi = actor_loss(self.actor, self.critic, batch.obs, alpha)
-            loss_a = None
-            if self.config.autotune_alpha:
-                loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
-            # One backward for both: loss_pi sees alpha detached and loss_a sees log pi detached,
-            # so each parameter gets exactly the gradient of its own loss.
+            loss, loss_pi, loss_a, info_pi = self._policy_losses(batch, alpha)
             self.policy_optimizer.zero_grad(set_to_none=True)
-            (loss_pi if loss_a is None else loss_pi + loss_a).backward()
+            loss.backward()
             self.policy_optimizer.step()
         return StepOutput(loss_q.detach(), loss_pi.detach(), None if loss_a is None else loss_a.detach(),
                           info_q["q"], info_pi["log_prob"], info_pi["scale"])
@@ -400,18 +439,50 @@ class SAC:
         """The same step with the backward passes written out (`critic_gradients`, `actor_gradients`).
 
         Same losses, same noise draws in the same order, same gradients as `_autograd_step` up
-        to float rounding (tests/agents/test_sac.py compares the two).
+        to float rounding. The first call (per SAC object: every run and every resume) checks
+        that on its batch and noise against autograd on `critic_loss`, `actor_loss` and
+        `alpha_loss`, and raises GradientCheckError naming the loss that differs.
         """
+        check, self._checked = not self._checked, True
+        gamma = self.config.gamma
         with phase("sac/critic_update"), torch.no_grad():
-            grads, loss_q, q = self._critic_gradients(self.critic, self.target_critic, self.actor, batch, alpha, self.config.gamma)
+            if check:
+                want = autograd_gradients(
+                    lambda: critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, gamma)[0],
+                    self._online, self.device)
+            grads, loss_q, q = self._critic_gradients(self.critic, self.target_critic, self.actor, batch, alpha, gamma)
+            if check:
+                names = [f"critic.{name}" for name, _ in self.critic.named_parameters()]
+                check_gradients(grads, want, names, "critic_loss", "critic_gradients")
             apply_gradients(self.critic_optimizer, grads)
         with phase("sac/actor_update"), torch.no_grad():
             target_entropy = self.target_entropy if self.config.autotune_alpha else None
+            if check:
+                want = autograd_gradients(lambda: self._policy_losses(batch, alpha)[0], self._policy_params, self.device)
             grads, loss_pi, loss_a, log_prob, scale = self._actor_gradients(
                 self.actor, self.critic, batch.obs, alpha, self.log_alpha.detach(), target_entropy
             )
+            if check:
+                names = [f"actor.{name}" for name, _ in self.actor.named_parameters()]
+                check_gradients(grads, want, names + ["log_alpha"] * (target_entropy is not None),
+                                "actor_loss + alpha_loss" if target_entropy is not None else "actor_loss",
+                                "actor_gradients")
             apply_gradients(self.policy_optimizer, grads)
         return StepOutput(loss_q, loss_pi, loss_a, q, log_prob, scale)
+
+    def _policy_losses(
+        self, batch: Batch, alpha: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | None, dict[str, Tensor]]:
+        """Their sum, actor_loss, alpha_loss (None unless alpha is tuned) and actor_loss's info.
+
+        The sum has one backward for both: actor_loss sees alpha detached and alpha_loss sees
+        log pi detached, so each parameter gets exactly the gradient of its own loss.
+        """
+        loss_pi, info_pi = actor_loss(self.actor, self.critic, batch.obs, alpha)
+        if not self.config.autotune_alpha:
+            return loss_pi, loss_pi, None, info_pi
+        loss_a, _ = alpha_loss(self.log_alpha, info_pi["log_prob"], self.target_entropy)
+        return loss_pi + loss_a, loss_pi, loss_a, info_pi
 
     def state_dict(self) -> dict[str, Any]:
         return {

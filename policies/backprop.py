@@ -23,9 +23,27 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from policies.critic import EnsembleLinear
+from policies.critic import EnsembleLinear, EnsembleQ
 
 Layer = nn.Linear | EnsembleLinear
+
+
+def unsupported(net: nn.Module) -> str | None:
+    """Why these functions cannot differentiate `net`, or None when they can: exactly an
+    nn.Sequential of nn.Linear layers with nn.ReLU between them (networks.mlp), or an EnsembleQ
+    of EnsembleLinear layers. Anything else (another activation, a LayerNorm, a subclass) is named.
+    A changed forward() of these very classes is not visible here; SAC's first-update gradient
+    check against autograd catches that."""
+    if type(net) is EnsembleQ:
+        others = sorted({type(m).__name__ for m in net.layers if type(m) is not EnsembleLinear})
+        return f"EnsembleQ with {', '.join(others)} layers" if others else None
+    if type(net) is not nn.Sequential:
+        return f"a {type(net).__name__}, not an nn.Sequential MLP"
+    kinds = [type(m) for m in net]
+    expected = [nn.Linear, nn.ReLU] * (len(kinds) // 2) + [nn.Linear]
+    if kinds != expected:
+        return "an MLP of " + " -> ".join(kind.__name__ for kind in kinds) + ", not Linear with ReLU between"
+    return None
 
 
 def affine_layers(net: nn.Module) -> list[Layer]:

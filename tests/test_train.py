@@ -194,6 +194,30 @@ def test_a_nan_in_the_critic_loss_fails_the_run_and_keeps_the_last_good_checkpoi
     assert load_latest(out / "checkpoints")[0]["step"] == 200
 
 
+def test_an_edited_critic_loss_stops_the_default_run_in_one_line_naming_the_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The default backprop: explicit would train the unedited math; the run says so instead."""
+    import agents.sac as sac
+
+    real_critic_loss = sac.critic_loss
+
+    def huber_critic_loss(critic, target_critic, actor, batch, alpha, gamma):
+        _, info = real_critic_loss(critic, target_critic, actor, batch, alpha, gamma)
+        q = critic(batch.obs, batch.action)
+        return torch.nn.functional.huber_loss(q, info["q_target"].expand_as(q)), info
+
+    monkeypatch.setattr(sac, "critic_loss", huber_critic_loss)
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), "total_steps=300", *TINY_SAC]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # not the progress bar's
+    assert len(err) == 1 and err[0].startswith("error: training stopped: the gradient of critic_loss differs")
+    assert "agent.backprop=autograd" in err[0] and "no checkpoint had been written yet" in err[0]
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+    assert train.main(["--out", str(tmp_path / "autograd"), "total_steps=300", *TINY_SAC,
+                       "agent.backprop=autograd"]) == 0  # trains the edited loss
+
+
 def test_resume_continues_the_same_wandb_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = run_cli("--out", str(out), "total_steps=300", *TINY_SAC, "wandb.mode=offline")

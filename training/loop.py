@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import first_non_finite, list_checkpoints, save_checkpoint
+from agents.sac import GradientCheckError
 from training.config import RunConfig
 from training.runtime import library_versions
 from training.sinks import MetricsFile, Progress, WandbSink
@@ -251,6 +252,7 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
                     checkpoint()
         if stop.signal is not None and learner.step < config.total_steps:
             path = checkpoint()
+            progress.close()  # first, so the message starts a line of its own
             print(f"interrupted at step {learner.step}; checkpoint {path.relative_to(run_dir)} written. "
                   f"Resume with: python train.py --resume {run_dir}", file=sys.stderr)
             return finish("interrupted", EXIT_INTERRUPTED)
@@ -258,13 +260,15 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         checkpoint()
         wandb.log_images(learner.step, learner.write_figures(run_dir))
         return finish("completed", EXIT_COMPLETED)
-    except NonFiniteError as e:
+    except (NonFiniteError, GradientCheckError) as e:
         kept = list_checkpoints(ckpt_dir)
         where = f"the last good checkpoint {kept[0].relative_to(run_dir)} is kept" if kept else "no checkpoint had been written yet"
         message = f"training stopped: {e}; {where}"
+        progress.close()
         print(f"error: {message}", file=sys.stderr)
         return finish("failed", EXIT_FAILED, message)
     except KeyboardInterrupt:
+        progress.close()
         print("aborted without a checkpoint", file=sys.stderr)
         return finish("interrupted", EXIT_INTERRUPTED, "aborted by a second Ctrl-C; no checkpoint written")
     except Exception as e:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+import agents.sac as sac
 from agents.buffer import Batch
 from agents.sac import SAC, SACConfig, SACLearner, actor_loss, alpha_loss, critic_loss
 from envs import EnvConfig, make_vector_env
@@ -189,6 +190,99 @@ def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha:
     for got, want in zip(explicit_logs, autograd_logs, strict=True):
         assert got.keys() == want.keys()
         assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def q_penalized_critic_loss(critic, target_critic, actor, batch, alpha, gamma):
+    """An edit a researcher might try: critic_loss plus a penalty mean(Q^2) on the Q values."""
+    loss, info = real_critic_loss(critic, target_critic, actor, batch, alpha, gamma)
+    return loss + critic(batch.obs, batch.action).square().mean(), info
+
+
+real_critic_loss = critic_loss
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_an_edited_critic_loss_stops_the_explicit_path_before_any_step(
+    monkeypatch: pytest.MonkeyPatch, compile_: bool
+) -> None:
+    """The default backprop: explicit does not call critic_loss; its first update compares its
+    gradients with autograd on critic_loss, so an edited loss stops it, naming the loss, with the
+    critics not yet stepped (compiled too)."""
+    monkeypatch.setattr(sac, "critic_loss", q_penalized_critic_loss)
+    torch.manual_seed(0)
+    agent = SAC(3, 2, SACConfig(compile=compile_, **TINY), CPU)
+    before = copy.deepcopy(agent.critic.state_dict())
+    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of critic_loss differs from its "
+                                                      r"hand-written backward pass critic_gradients .*"
+                                                      r"set agent.backprop=autograd"):
+        agent.update(random_batch(act_dim=2), log=False)
+    for key, value in agent.critic.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("autotune_alpha", [True, False])
+def test_an_edited_actor_loss_stops_the_explicit_path(monkeypatch: pytest.MonkeyPatch, autotune_alpha: bool) -> None:
+    def entropy_doubled(actor, critic, obs, alpha):
+        return real_actor_loss(actor, critic, obs, 2 * alpha)
+
+    real_actor_loss = actor_loss
+    monkeypatch.setattr(sac, "actor_loss", entropy_doubled)
+    agent = SAC(3, 2, SACConfig(autotune_alpha=autotune_alpha, **TINY), CPU)
+    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of actor_loss.* differs .*actor_gradients "
+                                                      r"\(in actor\.net\.0\.weight"):
+        agent.update(random_batch(act_dim=2), log=False)
+
+
+def test_the_check_passes_the_unedited_losses_on_every_resume_and_leaves_the_noise_alone() -> None:
+    """The check runs once per SAC object (each run, each resume) and draws no noise of its
+    own: the steps equal those of backprop: autograd, which has no check."""
+    checked, _ = run_updates(SACConfig(lr=1e-2, **TINY), steps=2)
+    assert checked._checked
+    unchecked, _ = run_updates(SACConfig(lr=1e-2, backprop="autograd", **TINY), steps=2)
+    assert_same_agents(checked, unchecked)
+
+
+def test_with_backprop_autograd_the_edited_critic_loss_is_what_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adam's first step is -lr g / (|g| + eps) per parameter (bias-corrected moments m = g,
+    v = g^2): the critics move along the gradient of the edited loss, on the same noise."""
+    monkeypatch.setattr(sac, "critic_loss", q_penalized_critic_loss)
+    lr = 1e-3
+    torch.manual_seed(0)
+    agent = SAC(3, 2, SACConfig(lr=lr, backprop="autograd", **TINY), CPU)
+    batch = random_batch(act_dim=2)
+    before = [p.detach().clone() for p in agent.critic.parameters()]
+
+    def first_adam_step(loss_fn: Callable[..., Any]) -> list[Tensor]:
+        torch.manual_seed(7)  # the noise of a' ~ pi(. | s') in the target
+        loss, _ = loss_fn(agent.critic, agent.target_critic, agent.actor, batch, agent.alpha, agent.config.gamma)
+        grads = torch.autograd.grad(loss, list(agent.critic.parameters()))
+        return [-lr * g / (g.abs() + 1e-8) for g in grads]
+
+    edited, unedited = first_adam_step(q_penalized_critic_loss), first_adam_step(real_critic_loss)
+    torch.manual_seed(7)
+    agent.update(batch, log=False)
+    for p, p0, step in zip(agent.critic.parameters(), before, edited, strict=True):
+        torch.testing.assert_close(p.detach() - p0, step, rtol=1e-3, atol=1e-7)
+    flipped = sum(int((a.sign() != b.sign()).sum()) for a, b in zip(edited, unedited, strict=True))
+    assert flipped > 0, "the edit should change the direction of some parameters' steps"
+
+
+def test_a_network_the_explicit_path_cannot_differentiate_falls_back_to_autograd_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class TanhActor(TanhGaussianActor):  # the MLP with tanh activations instead of ReLU
+        def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> None:
+            super().__init__(obs_dim, act_dim, hidden_sizes)
+            for index, module in enumerate(self.net):
+                if isinstance(module, torch.nn.ReLU):
+                    self.net[index] = torch.nn.Tanh()
+
+    monkeypatch.setattr(sac, "TanhGaussianActor", TanhActor)
+    with pytest.warns(RuntimeWarning, match=r"backprop: explicit cannot differentiate this network \(an MLP of "
+                                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"):
+        agent = SAC(3, 2, SACConfig(**TINY), CPU)
+    assert not agent.explicit
+    agent.update(random_batch(act_dim=2), log=False)  # trains, through autograd on the losses
 
 
 @pytest.mark.filterwarnings("error:torch.compile of:RuntimeWarning")  # a fallback to eager fails the test
