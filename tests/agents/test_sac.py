@@ -233,6 +233,26 @@ def test_an_edited_actor_loss_stops_the_explicit_path(monkeypatch: pytest.Monkey
         agent.update(random_batch(act_dim=2), log=False)
 
 
+def test_the_gradient_check_is_relative_per_tensor_with_a_floor_and_leaves_non_finite_to_the_nan_guard() -> None:
+    """||g - w|| <= 1e-3 ||w|| + 1e-6 per tensor: 5e-4 relative passes and 2e-3 fails at any norm,
+    an all-zero gradient (a dead unit) passes, only the failing tensor is named, a NaN in the
+    explicit gradient fails, and a non-finite autograd gradient is not compared (the run's NaN
+    guard stops it, with its own message)."""
+    w = torch.full((4,), 2.5)  # norm 5
+    ok, big = torch.ones(3), torch.full((2,), 300.0)
+    sac.check_gradients([w * (1 + 5e-4), big * (1 + 5e-4)], [w, big], ["a", "b"], "L", "by_hand")
+    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of L differs from its hand-written backward "
+                                                      r"pass by_hand \(in b\):"):
+        sac.check_gradients([ok, big * (1 + 2e-3)], [ok, big], ["a", "b"], "L", "by_hand")
+    with pytest.raises(sac.GradientCheckError, match=r"\(in a\)"):
+        sac.check_gradients([w * (1 + 2e-3)], [w], ["a"], "L", "by_hand")
+    sac.check_gradients([torch.zeros(3)], [torch.zeros(3)], ["a"], "L", "by_hand")
+    sac.check_gradients([torch.full((3,), 5e-7)], [torch.zeros(3)], ["a"], "L", "by_hand")  # 8.7e-7 < 1e-6
+    with pytest.raises(sac.GradientCheckError):
+        sac.check_gradients([torch.tensor([float("nan"), 1.0])], [torch.ones(2)], ["a"], "L", "by_hand")
+    sac.check_gradients([torch.zeros(2)], [torch.tensor([float("inf"), 0.0])], ["a"], "L", "by_hand")
+
+
 def test_the_check_passes_the_unedited_losses_on_every_resume_and_leaves_the_noise_alone() -> None:
     """The check runs once per SAC object (each run, each resume) and draws no noise of its
     own: the steps equal those of backprop: autograd, which has no check."""
