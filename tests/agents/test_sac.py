@@ -3,6 +3,7 @@
 import copy
 import io
 import math
+import re
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -228,8 +229,22 @@ def test_an_edited_actor_loss_stops_the_explicit_path(monkeypatch: pytest.Monkey
     real_actor_loss = actor_loss
     monkeypatch.setattr(sac, "actor_loss", entropy_doubled)
     agent = SAC(3, 2, SACConfig(autotune_alpha=autotune_alpha, **TINY), CPU)
-    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of actor_loss.* differs .*actor_gradients "
+    loss = "actor_loss + alpha_loss" if autotune_alpha else "actor_loss"
+    with pytest.raises(sac.GradientCheckError, match=rf"^the gradient of {re.escape(loss)} differs .*actor_gradients "
                                                       r"\(in actor\.net\.0\.weight"):
+        agent.update(random_batch(act_dim=2), log=False)
+
+
+def test_an_edited_alpha_loss_stops_the_explicit_path_naming_log_alpha(monkeypatch: pytest.MonkeyPatch) -> None:
+    def halved(log_alpha, log_prob, target_entropy):
+        loss, info = real_alpha_loss(log_alpha, log_prob, target_entropy)
+        return 0.5 * loss, info
+
+    real_alpha_loss = alpha_loss
+    monkeypatch.setattr(sac, "alpha_loss", halved)
+    agent = SAC(3, 2, SACConfig(**TINY), CPU)
+    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of actor_loss \+ alpha_loss differs .*"
+                                                      r"actor_gradients \(in log_alpha\):"):
         agent.update(random_batch(act_dim=2), log=False)
 
 
