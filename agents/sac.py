@@ -367,7 +367,6 @@ class SAC:
         # own moments, so at the shared lr this equals two optimizers, in one fused kernel.
         policy_params = [*self.actor.parameters(), *([self.log_alpha] if config.autotune_alpha else [])]
         self.policy_optimizer = torch.optim.Adam(policy_params, lr=config.lr, fused=True)
-        self._policy_params, self.device = policy_params, device
         self.explicit = config.backprop == "explicit"
         unsupported = backprop.unsupported(self.actor.net) or backprop.unsupported(self.critic)
         if self.explicit and unsupported:
@@ -444,29 +443,30 @@ class SAC:
         `alpha_loss`, and raises GradientCheckError naming the loss that differs.
         """
         check, self._checked = not self._checked, True
-        gamma = self.config.gamma
+        gamma, device = self.config.gamma, self.log_alpha.device
         with phase("sac/critic_update"), torch.no_grad():
             if check:
                 want = autograd_gradients(
                     lambda: critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, gamma)[0],
-                    self._online, self.device)
+                    self._online, device)
             grads, loss_q, q = self._critic_gradients(self.critic, self.target_critic, self.actor, batch, alpha, gamma)
             if check:
                 names = [f"critic.{name}" for name, _ in self.critic.named_parameters()]
                 check_gradients(grads, want, names, "critic_loss", "critic_gradients")
             apply_gradients(self.critic_optimizer, grads)
         with phase("sac/actor_update"), torch.no_grad():
-            target_entropy = self.target_entropy if self.config.autotune_alpha else None
+            tuned = self.config.autotune_alpha
+            target_entropy = self.target_entropy if tuned else None
             if check:
-                want = autograd_gradients(lambda: self._policy_losses(batch, alpha)[0], self._policy_params, self.device)
+                params = self.policy_optimizer.param_groups[0]["params"]  # the actor's, then log_alpha if tuned
+                want = autograd_gradients(lambda: self._policy_losses(batch, alpha)[0], params, device)
             grads, loss_pi, loss_a, log_prob, scale = self._actor_gradients(
                 self.actor, self.critic, batch.obs, alpha, self.log_alpha.detach(), target_entropy
             )
             if check:
                 names = [f"actor.{name}" for name, _ in self.actor.named_parameters()]
-                check_gradients(grads, want, names + ["log_alpha"] * (target_entropy is not None),
-                                "actor_loss + alpha_loss" if target_entropy is not None else "actor_loss",
-                                "actor_gradients")
+                check_gradients(grads, want, names + ["log_alpha"] * tuned,
+                                "actor_loss + alpha_loss" if tuned else "actor_loss", "actor_gradients")
             apply_gradients(self.policy_optimizer, grads)
         return StepOutput(loss_q, loss_pi, loss_a, q, log_prob, scale)
 
