@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from envs.video import VideoWriter
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 
 
 def run_episodes(
@@ -45,7 +45,7 @@ def run_episodes(
 
 
 def evaluate_deterministic(
-    env: gym.Env, actor: TanhGaussianActor, episodes: int, device: torch.device,
+    env: gym.Env, actor: TanhSquashedActor, episodes: int, device: torch.device,
     video: VideoWriter | None = None,
 ) -> dict[str, float]:
     """`episodes` episodes of the mode action tanh(loc(s)), the first one filmed into `video`;

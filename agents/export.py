@@ -4,7 +4,7 @@
 Exports the deterministic policy of a SAC or REINFORCE run (agents.load_policy: observations to
 actions in the env's own bounds, bias + scale * tanh(loc(s))) to ONNX with torch.export, input
 `obs` (batch, obs_dim) float32 with a dynamic batch dimension, output `action` (batch, act_dim).
-Only the deterministic path goes into the graph (TanhGaussianActor.mode): building the
+Only the deterministic path goes into the graph (TanhSquashedActor.mode): building the
 torch.distributions object would pin the batch size, and sampling has no place in a deployed
 controller. The command then checks the file with onnxruntime against load_policy on N random
 observations, at batch sizes 1 and N, prints the largest absolute difference and fails (exit 1)

@@ -22,7 +22,7 @@ from torch.profiler import record_function
 from agents.buffer import Batch, ReplayBuffer
 from agents.task import RLTask
 from envs import true_next_obs
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 
 
 def phase(name: str) -> AbstractContextManager[Any]:
@@ -47,7 +47,7 @@ class ReplaySchedule(Protocol):
 class OffPolicyAgent(Protocol):
     """What the loop needs of an agent: a policy to act with and a one-batch update."""
 
-    actor: TanhGaussianActor
+    actor: TanhSquashedActor
 
     def update(self, batch: Batch, log: bool) -> dict[str, float]: ...
     def state_dict(self) -> dict[str, Any]: ...

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from agents.run import Run, RunError, read_run
 from envs import make_env
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 
 
 class Policy(nn.Module):
@@ -34,7 +34,7 @@ class Policy(nn.Module):
         returns  (N, act_dim) float32 tensor on the policy's device, within action_space
     """
 
-    def __init__(self, actor: TanhGaussianActor, run: Run, observation_space: Box,
+    def __init__(self, actor: TanhSquashedActor, run: Run, observation_space: Box,
                  action_space: Box, deterministic: bool) -> None:
         super().__init__()
         self.actor, self.deterministic = actor, deterministic
@@ -65,8 +65,12 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "cpu",
     observation_space, action_space = env.observation_space, env.action_space
     env.close()
     assert isinstance(observation_space, Box) and isinstance(action_space, Box)  # envs.make checks
-    actor = TanhGaussianActor(observation_space.shape[0], action_space.shape[0],
-                              run.config["agent"]["hidden_sizes"])
+    agent = run.config["agent"]
+    try:  # runs from before agent.policy_distribution existed used the normal
+        actor = TanhSquashedActor(observation_space.shape[0], action_space.shape[0],
+                                  agent["hidden_sizes"], agent.get("policy_distribution", "normal"))
+    except ValueError as e:
+        raise RunError(f"{run.path / 'config.yaml'}: {e}") from None
     try:
         actor.load_state_dict(run.state["learner"]["agent"]["actor"])
     except (KeyError, RuntimeError) as e:

@@ -9,7 +9,7 @@ the sign flipped), over a batch of states s and actions of the current policy:
 Three estimators of grad J from the same states (`ESTIMATORS`; Mohamed et al. 2020, sec. 4-5):
 - `pathwise`: a = tanh(loc + scale * eps) from `rsample`; autograd follows a into Q and log pi.
   This is SAC's own actor gradient (agents.sac.actor_loss; a test checks they are equal).
-- `score_function`: a from a detached pre-tanh draw, so no gradient passes through the action:
+- `score_function`: a from a detached pre-squash draw, so no gradient passes through the action:
   mean[(Q - alpha log pi) grad log pi - alpha grad log pi] (the last term is f's direct
   dependence on theta, kept by `score_function_surrogate`; it has mean zero).
 - `score_function_baseline`: the same with the state baseline b(s) = mean over M independent
@@ -28,7 +28,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from estimators.distributions import TanhNormal
+from estimators.distributions import TanhSquashed
 from estimators.gradients import pathwise_surrogate, score_function_surrogate
 from estimators.variance import gradient_samples, gradient_stats
 
@@ -52,7 +52,7 @@ METRIC_NAMES = {
     "snr": "snr",
 }
 
-Actor = Callable[[Tensor], TanhNormal]
+Actor = Callable[[Tensor], TanhSquashed]
 
 
 def actor_objective(critic: nn.Module, obs: Tensor, action: Tensor, log_prob: Tensor, alpha: Tensor | float) -> Tensor:
@@ -67,7 +67,7 @@ def actor_objective(critic: nn.Module, obs: Tensor, action: Tensor, log_prob: Te
     return q - alpha * log_prob
 
 
-def soft_value_baseline(dist: TanhNormal, critic: nn.Module, obs: Tensor, alpha: Tensor | float, num_samples: int) -> Tensor:
+def soft_value_baseline(dist: TanhSquashed, critic: nn.Module, obs: Tensor, alpha: Tensor | float, num_samples: int) -> Tensor:
     """b(s) = mean_m [Q(s, a'_m) - alpha log pi(a'_m | s)] over `num_samples` fresh draws; no gradient.
 
     Shapes: dist batch (B,), obs (B, O) -> (B,).
@@ -99,9 +99,9 @@ def actor_surrogate(
         return pathwise_surrogate(actor_objective(critic, obs, action, log_prob, alpha))
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}; got {estimator!r}")
-    pre_tanh = dist.sample_pre_tanh()  # (B, A), detached: no gradient through the action
-    log_prob = dist.log_prob_pre_tanh(pre_tanh)  # (B,), carries grad log pi
-    f = actor_objective(critic, obs, dist.squash(pre_tanh), log_prob, alpha)  # (B,)
+    pre_squash = dist.sample_pre_squash()  # (B, A), detached: no gradient through the action
+    log_prob = dist.log_prob_pre_squash(pre_squash)  # (B,), carries grad log pi
+    f = actor_objective(critic, obs, dist.squash(pre_squash), log_prob, alpha)  # (B,)
     if estimator == "score_function":
         return score_function_surrogate(f, log_prob)
     if baseline is None:

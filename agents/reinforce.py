@@ -10,7 +10,7 @@ The estimator, over the scored steps t of a batch (agents/rollout.py gives G_t):
 
     grad J ~ mean_t (G_t - b_t) grad log pi(a_t | s_t),    G_t the discounted reward-to-go,
 
-with log pi scored on the stored pre-tanh sample u_t (`TanhNormal.log_prob_pre_tanh`): the
+with log pi scored on the stored pre-squash sample u_t (`TanhSquashed.log_prob_pre_squash`): the
 action that was sent is never inverted with atanh. The baseline b_t (`baseline`): none; the
 batch mean, leave-one-out so that b_t does not contain G_t (Kool et al. 2019); or a learned
 V(s_t), fitted to the returns by regression after each batch (`baseline_regression_loss`)
@@ -32,13 +32,14 @@ from agents.rollout import Rollout, collect_rollout, complete_episode_mask, rewa
 from agents.task import RLTask
 from envs import EnvConfig
 from estimators.diagnostics import GradientDiagnostics
+from estimators.distributions import PolicyDistribution
 from estimators.gradients import (
     baseline_regression_loss,
     leave_one_out_baseline,
     score_function_surrogate,
 )
 from estimators.variance import gradient_samples
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 from policies.value import ValueNetwork
 
 # Steps per minibatch estimate in the in-training variance figures (as agents.variance's default).
@@ -58,6 +59,9 @@ class ReinforceConfig:
     gamma: float = 0.99
     # hidden layer widths of the policy and of V
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    # the policy's pre-squash family (estimators.POLICY_DISTRIBUTIONS): normal (the tanh-Gaussian),
+    # laplace or logistic; each tanh-squashed with its exact log-density
+    policy_distribution: PolicyDistribution = "normal"
     # b(s) subtracted from the reward-to-go: none, mean (leave-one-out batch mean) or value (learned V)
     baseline: Literal["none", "mean", "value"] = "value"
     # Adam learning rate of V (baseline: value)
@@ -102,11 +106,11 @@ class ReinforceConfig:
 class ScoredBatch:
     """The scored steps of a rollout, flattened, with their returns and baselines (no gradient).
 
-    Shapes (M scored steps): obs (M, O), pre_tanh (M, A), returns (M,), baseline (M,) or None.
+    Shapes (M scored steps): obs (M, O), pre_squash (M, A), returns (M,), baseline (M,) or None.
     """
 
     obs: Tensor
-    pre_tanh: Tensor
+    pre_squash: Tensor
     returns: Tensor
     baseline: Tensor | None
 
@@ -131,7 +135,7 @@ def policy_surrogate(log_prob: Tensor, returns: Tensor, baseline: Tensor | None,
 
 
 def reinforce_gradient_figures(
-    actor: TanhGaussianActor, batch: ScoredBatch, minibatch: int, repeats: int
+    actor: TanhSquashedActor, batch: ScoredBatch, minibatch: int, repeats: int
 ) -> dict[str, dict[str, float]]:
     """Variance figures of the REINFORCE estimate from `minibatch` steps of `batch`.
 
@@ -149,7 +153,7 @@ def reinforce_gradient_figures(
 
     def estimate(index: Tensor | None, with_baseline: bool) -> Tensor:
         pick = slice(None) if index is None else index
-        log_prob = actor(batch.obs[pick]).log_prob_pre_tanh(batch.pre_tanh[pick])  # (m,)
+        log_prob = actor(batch.obs[pick]).log_prob_pre_squash(batch.pre_squash[pick])  # (m,)
         return policy_surrogate(log_prob, batch.returns[pick], baseline[pick] if with_baseline else None, False)
 
     def minibatch_estimate(with_baseline: bool) -> Tensor:
@@ -174,7 +178,8 @@ class Reinforce:
 
     def __init__(self, obs_dim: int, act_dim: int, config: ReinforceConfig, device: torch.device) -> None:
         self.config = config
-        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_sizes).to(device)
+        self.actor = TanhSquashedActor(obs_dim, act_dim, config.hidden_sizes,
+                                       config.policy_distribution).to(device)
         self.value = ValueNetwork(obs_dim, config.hidden_sizes).to(device) if config.baseline == "value" else None
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
         self.value_optimizer = (
@@ -202,7 +207,7 @@ class Reinforce:
             baseline = value[scored]  # (T, N) -> (M,)
         elif self.config.baseline == "mean" and returns.shape[0] >= 2:
             baseline = leave_one_out_baseline(returns)
-        return ScoredBatch(rollout.obs[scored], rollout.pre_tanh[scored], returns, baseline)
+        return ScoredBatch(rollout.obs[scored], rollout.pre_squash[scored], returns, baseline)
 
     def update(self, batch: ScoredBatch, log: bool) -> dict[str, float]:
         """One policy-gradient step on the batch, then `value_steps` regression steps of V.
@@ -213,7 +218,7 @@ class Reinforce:
         """
         config = self.config
         dist = self.actor(batch.obs)
-        log_prob = dist.log_prob_pre_tanh(batch.pre_tanh)  # (M,): the stored draw, scored again
+        log_prob = dist.log_prob_pre_squash(batch.pre_squash)  # (M,): the stored draw, scored again
         objective = policy_surrogate(log_prob, batch.returns, batch.baseline, config.normalize_advantage)
         if config.entropy_coef > 0:
             # Pathwise entropy estimate from a fresh draw: -log pi of the *stored* actions has a

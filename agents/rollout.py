@@ -1,7 +1,7 @@
 """On-policy rollouts: T steps of N vector sub-envs under one fixed policy, and their returns.
 
 Read top to bottom: the `Rollout` record, `collect_rollout` (steps the envs, stores the
-pre-tanh sample u of every action so the learner scores exactly the draw that was taken),
+pre-squash sample u of every action so the learner scores exactly the draw that was taken),
 then the two per-step quantities REINFORCE needs: the discounted reward-to-go and the mask of
 steps whose episode ends inside the batch.
 
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from agents.episodes import EpisodeLog
 from envs import true_next_obs
-from estimators.distributions import TanhNormal
+from estimators.distributions import TanhSquashed
 
 
 @dataclass
@@ -39,13 +39,13 @@ class Rollout:
 
     Shapes (T steps, N sub-envs, O observation size, A action size):
         obs, next_obs          (T, N, O)
-        pre_tanh               (T, N, A)  u; the action sent was squash(u)
+        pre_squash               (T, N, A)  u; the action sent was squash(u)
         reward                 (T, N)
         terminated, truncated  (T, N)     bool
     """
 
     obs: Tensor
-    pre_tanh: Tensor
+    pre_squash: Tensor
     reward: Tensor
     terminated: Tensor
     truncated: Tensor
@@ -62,7 +62,7 @@ def env_dims(env: gym.vector.VectorEnv) -> tuple[int, int]:
 @torch.no_grad()
 def collect_rollout(
     env: gym.vector.VectorEnv,
-    policy: Callable[[Tensor], TanhNormal],
+    policy: Callable[[Tensor], TanhSquashed],
     obs: Tensor,
     num_steps: int,
     episodes: EpisodeLog,
@@ -83,7 +83,7 @@ def collect_rollout(
     num_envs = obs.shape[0]
     obs_buffer = np.empty((num_steps, num_envs, obs_dim), dtype=np.float32)
     next_obs_buffer = np.empty_like(obs_buffer)
-    pre_tanh = np.empty((num_steps, num_envs, act_dim), dtype=np.float32)
+    pre_squash = np.empty((num_steps, num_envs, act_dim), dtype=np.float32)
     reward = np.empty((num_steps, num_envs), dtype=np.float32)
     terminated = np.empty((num_steps, num_envs), dtype=bool)
     truncated = np.empty((num_steps, num_envs), dtype=bool)
@@ -91,14 +91,14 @@ def collect_rollout(
     for t in range(num_steps):
         obs_buffer[t] = current
         dist = policy(torch.from_numpy(obs_buffer[t]).to(device))
-        u = dist.sample_pre_tanh()  # (N, A)
-        pre_tanh[t] = u.cpu().numpy()
+        u = dist.sample_pre_squash()  # (N, A)
+        pre_squash[t] = u.cpu().numpy()
         current, reward[t], terminated[t], truncated[t], infos = env.step(dist.squash(u).cpu().numpy())
         next_obs_buffer[t] = true_next_obs(current, infos)  # `current` may start new episodes
         episodes.record(infos)
     rollout = Rollout(
         obs=torch.from_numpy(obs_buffer).to(device),
-        pre_tanh=torch.from_numpy(pre_tanh).to(device),
+        pre_squash=torch.from_numpy(pre_squash).to(device),
         reward=torch.from_numpy(reward).to(device),
         terminated=torch.from_numpy(terminated).to(device),
         truncated=torch.from_numpy(truncated).to(device),

@@ -34,8 +34,9 @@ from agents.policy_gradients import actor_objective, sac_gradient_metrics
 from agents.task import RLTask
 from envs import EnvConfig
 from estimators.diagnostics import GradientDiagnostics
+from estimators.distributions import PolicyDistribution
 from policies import backprop
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 from policies.critic import EnsembleQ
 
 BACKPROP = ("explicit", "autograd")
@@ -79,6 +80,9 @@ class SACConfig:
     init_alpha: float = 1.0
     # entropy the tuned alpha aims for; None: -act_dim (the SAC paper's -|A|)
     target_entropy: float | None = None
+    # the policy's pre-squash family (estimators.POLICY_DISTRIBUTIONS): normal (the tanh-Gaussian),
+    # laplace or logistic; each tanh-squashed with its exact log-density
+    policy_distribution: PolicyDistribution = "normal"
     # Q critics in the ensemble; targets and the actor use their minimum (2: clipped double-Q)
     num_critics: int = 2
     # how the update gets its gradients: "explicit" (the backward passes written out, no graph;
@@ -121,7 +125,7 @@ class SACConfig:
 def critic_loss(
     critic: EnsembleQ,
     target_critic: EnsembleQ,
-    actor: TanhGaussianActor,
+    actor: TanhSquashedActor,
     batch: Batch,
     alpha: Tensor,
     gamma: float,
@@ -143,7 +147,7 @@ def critic_loss(
 
 @torch.no_grad()
 def soft_q_target(
-    target_critic: EnsembleQ, actor: TanhGaussianActor, batch: Batch, alpha: Tensor, gamma: float
+    target_critic: EnsembleQ, actor: TanhSquashedActor, batch: Batch, alpha: Tensor, gamma: float
 ) -> Tensor:
     """y = r + gamma (1 - terminated) (min_e Qtarget_e(s', a') - alpha log pi(a' | s')), a' ~ pi(. | s').
 
@@ -156,7 +160,7 @@ def soft_q_target(
 
 
 def actor_loss(
-    actor: TanhGaussianActor, critic: EnsembleQ, obs: Tensor, alpha: Tensor
+    actor: TanhSquashedActor, critic: EnsembleQ, obs: Tensor, alpha: Tensor
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Reparameterized policy loss J_pi = E_s E_eps[alpha log pi(a | s) - min_e Q_e(s, a)].
 
@@ -192,7 +196,7 @@ def alpha_loss(
 
 
 def critic_gradients(
-    critic: EnsembleQ, target_critic: EnsembleQ, actor: TanhGaussianActor, batch: Batch, alpha: Tensor, gamma: float
+    critic: EnsembleQ, target_critic: EnsembleQ, actor: TanhSquashedActor, batch: Batch, alpha: Tensor, gamma: float
 ) -> tuple[list[Tensor], Tensor, Tensor]:
     """dJ_Q / d(critic parameters) of `critic_loss`, with the backward pass written out.
 
@@ -210,7 +214,7 @@ def critic_gradients(
 
 
 def actor_gradients(
-    actor: TanhGaussianActor, critic: EnsembleQ, obs: Tensor, alpha: Tensor, log_alpha: Tensor,
+    actor: TanhSquashedActor, critic: EnsembleQ, obs: Tensor, alpha: Tensor, log_alpha: Tensor,
     target_entropy: float | None,
 ) -> tuple[list[Tensor], Tensor, Tensor | None, Tensor, Tensor]:
     """dJ_pi / d(actor parameters) of `actor_loss` (and dJ(alpha) / dlog_alpha of `alpha_loss`
@@ -223,8 +227,8 @@ def actor_gradients(
     batch_size = obs.shape[0]
     out, actor_inputs = backprop.forward_keeping_inputs(actor_layers, obs)  # (B, 2A)
     dist = actor.distribution(out)
-    u = dist.base.rsample()  # pre-tanh draw u = loc + scale * eps, (B, A)
-    action, log_prob = dist.squash(u), dist.log_prob_pre_tanh(u)  # (B, A), (B,)
+    u = dist.base.rsample()  # pre-squash draw u = loc + scale * eps, (B, A)
+    action, log_prob = dist.squash(u), dist.log_prob_pre_squash(u)  # (B, A), (B,)
     q, critic_inputs = backprop.forward_keeping_inputs(critic_layers, critic.stack_inputs(obs, action))  # (E, B, 1)
     min_q, argmin = q.squeeze(-1).min(dim=0)  # (E, B) -> (B,), (B,)
     loss = (alpha * log_prob - min_q).mean()  # J_pi = E[alpha log pi(a|s) - min_e Q_e(s, a)]
@@ -355,7 +359,8 @@ class SAC:
         grad_variance_every: int = 0, seed: int = 0,
     ) -> None:
         self.config = config
-        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_sizes).to(device)
+        self.actor = TanhSquashedActor(obs_dim, act_dim, config.hidden_sizes,
+                                       config.policy_distribution).to(device)
         self.critic = EnsembleQ(obs_dim, act_dim, config.hidden_sizes, config.num_critics).to(device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy

@@ -12,7 +12,7 @@ from agents.evaluation import evaluate_deterministic
 from agents.rollout import env_dims
 from envs import EnvConfig, get_state, make_env, make_vector_env, set_state
 from envs.video import VideoWriter, frames_per_second, prepare_rendering
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 
 # The evaluation env is seeded with seed + EVAL_SEED_OFFSET, apart from the training
 # sub-envs' seeds seed .. seed + num_envs - 1.
@@ -44,7 +44,7 @@ class RLTask:
         self.obs = torch.as_tensor(first_obs, dtype=torch.float32, device=device)  # (N, obs_dim)
         self.episodes = EpisodeLog()  # training episodes finished since the last logged advance
 
-    def evaluate(self, actor: TanhGaussianActor, step: int) -> dict[str, float]:
+    def evaluate(self, actor: TanhSquashedActor, step: int) -> dict[str, float]:
         """`eval_episodes` episodes of the deterministic policy tanh(loc(s)) on the eval env; the
         first one filmed to `video_dir/step_<step>.mp4` when filming."""
         if self.video_dir is None:

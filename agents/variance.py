@@ -1,7 +1,7 @@
 """Policy-gradient variance of a trained run: `python -m agents.variance --run RUN_DIR ...`.
 
     python -m agents.variance --run RUN_DIR [--batch B] [--repeats K] [--json OUT] [--plot OUT.png]
-        [--reference-draws R] [--seed S] [--threads N]
+        [--reference-draws R] [--seed S] [--threads N] [--policy-distribution NAME ...]
 
 Loads the newest checkpoint of a SAC or REINFORCE run, reads its config.yaml through the config
 loader (training.config), takes the kind's report from training.registry (the reports live in
@@ -19,6 +19,11 @@ gradient with each estimator:
   episode handling; advantages not normalized), each estimate from its own rollout of B env
   steps; the reference is the same estimator on one rollout of K * B steps.
 
+`--policy-distribution normal laplace logistic` compares the policy families
+(estimators.POLICY_DISTRIBUTIONS): the trained network's (loc, scale) read as each family, at
+the same SAC states (REINFORCE: rollouts from the same seed), each against its own reference;
+rows are then named `estimator (family)`. The default is the run's own family.
+
 It prints a table, writes the figures as JSON (per estimator: grad_var_trace, grad_norm_mean,
 cosine_to_reference, snr, reference_samples; plus the sweep over batch sizes) and plots the
 variance trace against the batch size on log-log axes.
@@ -35,6 +40,7 @@ from pathlib import Path
 import torch
 
 from agents.run import RunError, read_run
+from estimators.distributions import POLICY_DISTRIBUTIONS
 from training.config import ConfigError, load_config
 from training.registry import ALGORITHMS
 
@@ -44,11 +50,12 @@ from training.registry import ALGORITHMS
 def table(figures: dict[str, dict[str, float]], batch: int, repeats: int) -> str:
     """The stdout report: one row per estimator, variance also relative to the first row."""
     first = next(iter(figures.values()))["grad_var_trace"]
-    columns = f"{'estimator':<24} {'var trace':>12} {'x first':>9} {'mean |g|':>11} {'cos to ref':>10} {'snr':>8}"
+    width = max(24, *map(len, figures))
+    columns = f"{'estimator':<{width}} {'var trace':>12} {'x first':>9} {'mean |g|':>11} {'cos to ref':>10} {'snr':>8}"
     lines = [f"{repeats} estimates from batches of {batch}", columns, "-" * len(columns)]
     for name, v in figures.items():
         lines.append(
-            f"{name:<24} {v['grad_var_trace']:>12.4g} {v['grad_var_trace'] / first:>9.3g} "
+            f"{name:<{width}} {v['grad_var_trace']:>12.4g} {v['grad_var_trace'] / first:>9.3g} "
             f"{v['grad_norm_mean']:>11.4g} {v['cosine_to_reference']:>10.3f} {v['snr']:>8.3f}"
         )
     return "\n".join(lines)
@@ -64,8 +71,10 @@ def plot(sizes: list[int], sweep: dict[str, list[float]], title: str, xlabel: st
     fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
     colors = {"pathwise": "tab:blue", "score_function": "tab:red",
               "score_function_baseline": "tab:orange", "reinforce_mc": "tab:purple"}
+    styles = {"laplace": "s--", "logistic": "^:"}  # the normal, and a single family: "o-"
     for name, values in sweep.items():
-        ax.plot(sizes, values, "o-", color=colors[name], label=name)
+        estimator, _, family = name.removesuffix(")").partition(" (")  # `estimator (family)` rows
+        ax.plot(sizes, values, styles.get(family, "o-"), color=colors[estimator], label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -91,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="SAC: actions per state of the pathwise reference (default 1024)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the envs and the noise")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (as train.py's `threads`)")
+    parser.add_argument("--policy-distribution", nargs="+", metavar="NAME",
+                        choices=list(POLICY_DISTRIBUTIONS),
+                        help="read the policy as each of these families (default: the run's own): "
+                             + ", ".join(POLICY_DISTRIBUTIONS))
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     parser.add_argument("--plot", type=Path, help="write the variance-against-batch-size PNG here")
     return parser
@@ -121,10 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if variance_report is None:
         parser.error(f"{args.run} is a {kind} run; it has no policy gradient to measure")
 
+    families = list(dict.fromkeys(args.policy_distribution or [config.agent.policy_distribution]))
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     report = variance_report(config, state["learner"], args.batch, args.repeats,
-                             args.reference_draws, args.seed)
+                             args.reference_draws, args.seed, families)
     figures, sizes, sweep = report.figures, report.sizes, report.sweep
     reference = {"estimator": report.reference_estimator, "samples": report.reference_samples}
     for values in figures.values():
@@ -136,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = {
             "run": str(args.run), "kind": kind, "env_id": env_id, "checkpoint": checkpoint.name,
             "step": state["step"], "batch": sizes[-1], "repeats": args.repeats, "seed": args.seed,
+            "policy_distributions": families,
             "reference": reference, "estimators": figures,
             "sweep": {"batch_sizes": sizes, "grad_var_trace": sweep},
         }

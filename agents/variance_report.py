@@ -6,7 +6,9 @@ prints and plots it. See that module's docstring for what each estimator measure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -55,15 +57,25 @@ def sweep_sizes(batch: int) -> list[int]:
     return [*sizes, batch]
 
 
+def label(estimator: str, family: str, families: Sequence[str]) -> str:
+    """An estimator's row: its name for one policy family, `name (family)` comparing several."""
+    return estimator if len(families) == 1 else f"{estimator} ({family})"
+
+
 # ---------------------------------------------------------------------------------- SAC runs
 
 
 def sac_report(
     env_config: EnvConfig, agent_config: SACConfig, learner: dict[str, Any], batch: int,
-    repeats: int, draws: int, seed: int,
+    repeats: int, draws: int, seed: int, families: Sequence[str],
 ) -> VarianceReport:
     """`pathwise`, `score_function` and `score_function_baseline` at `batch` states of the
-    policy, with the sweep over smaller batches; the reference takes `draws` actions per state."""
+    policy, with the sweep over smaller batches; the reference takes `draws` actions per state.
+
+    The states come from the run's own policy; each of `families` then reads the trained
+    network's (loc, scale) as that policy family, at the same states, against its own pathwise
+    reference.
+    """
     env = make_vector_env(env_config.id, env_config.num_envs, seed)
     agent = SAC(*env_dims(env), agent_config, torch.device("cpu"))
     agent.load_state_dict(learner["agent"])
@@ -73,18 +85,26 @@ def sac_report(
     env.close()
     pool = rollout.obs.flatten(0, 1)  # (T, N, O) -> (T*N, O)
     states = pool[torch.randperm(pool.shape[0])[:batch]]  # (B, O), a random subset
-    figures = sac_gradient_figures(agent.actor, agent.critic, states, agent.alpha, repeats, draws)
-    sweep: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
-    for size in sweep_sizes(batch)[:-1]:
-        # Every size covers the same states, as B // size disjoint chunks whose variance traces
-        # are averaged: the per-state spread then cancels between sizes (a prefix of the batch
-        # would make each point depend on which states it happened to hold).
-        chunks = states[: batch // size * size].view(-1, size, states.shape[1])  # (B, O) -> (C, size, O)
-        per_chunk = [sac_gradient_figures(agent.actor, agent.critic, c, agent.alpha, repeats, draws) for c in chunks]
+    figures: dict[str, dict[str, float]] = {}
+    sweep: dict[str, list[float]] = {}
+    for family in families:
+        actor = copy.deepcopy(agent.actor)
+        actor.family = family
+        at_batch = sac_gradient_figures(actor, agent.critic, states, agent.alpha, repeats, draws)
+        # Every smaller size covers the same states, as B // size disjoint chunks whose variance
+        # traces are averaged: the per-state spread then cancels between sizes (a prefix of the
+        # batch would make each point depend on which states it happened to hold).
+        per_size = []
+        for size in sweep_sizes(batch)[:-1]:
+            chunks = states[: batch // size * size].view(-1, size, states.shape[1])  # (C, size, O)
+            per_size.append([sac_gradient_figures(actor, agent.critic, c, agent.alpha, repeats,
+                                                  draws) for c in chunks])
         for name in ESTIMATORS:
-            sweep[name].append(sum(f[name]["grad_var_trace"] for f in per_chunk) / len(per_chunk))
-    for name in ESTIMATORS:
-        sweep[name].append(figures[name]["grad_var_trace"])
+            row = label(name, family, families)
+            figures[row] = at_batch[name]
+            sweep[row] = [sum(f[name]["grad_var_trace"] for f in chunk) / len(chunk)
+                          for chunk in per_size]
+            sweep[row].append(at_batch[name]["grad_var_trace"])
     return VarianceReport(figures, sweep_sizes(batch), sweep, "pathwise", batch * draws,
                           "states per estimate (one action each)")
 
@@ -94,13 +114,33 @@ def sac_report(
 
 def reinforce_report(
     env_config: EnvConfig, agent_config: ReinforceConfig, learner: dict[str, Any], batch: int,
-    repeats: int, draws: int, seed: int,
+    repeats: int, draws: int, seed: int, families: Sequence[str],
 ) -> VarianceReport:
     """`reinforce_mc` over rollouts of `batch` env steps (rounded down to a multiple of
     num_envs, at least one step each), with the sweep; the reference is one rollout of
-    `repeats` times as many steps (`draws` is SAC's and unused here)."""
+    `repeats` times as many steps (`draws` is SAC's and unused here). Each of `families` reads
+    the trained network as that policy family and draws its own rollouts from the same seed."""
     num_envs = env_config.num_envs
-    env = make_vector_env(env_config.id, num_envs, seed)
+    steps = sorted({max(1, size // num_envs) for size in sweep_sizes(batch)})  # per sub-env
+    figures: dict[str, dict[str, float]] = {}
+    sweep: dict[str, list[float]] = {}
+    for family in families:
+        config = replace(agent_config, policy_distribution=family)
+        samples, reference = _reinforce_samples(env_config, config, learner, steps, repeats, seed)
+        row = label("reinforce_mc", family, families)
+        figures[row] = summarize(samples[-1], reference)
+        sweep[row] = [summarize(s, reference)["grad_var_trace"] for s in samples]
+    return VarianceReport(figures, [s * num_envs for s in steps], sweep, "reinforce_mc",
+                          steps[-1] * repeats * num_envs, "env steps per rollout")
+
+
+def _reinforce_samples(
+    env_config: EnvConfig, agent_config: ReinforceConfig, learner: dict[str, Any], steps: list[int],
+    repeats: int, seed: int,
+) -> tuple[list[Tensor], Tensor]:
+    """`repeats` estimates (K, P) from rollouts of each of `steps` steps per sub-env, and the
+    reference (P,) from one rollout of steps[-1] * repeats steps, all in one seeded env."""
+    env = make_vector_env(env_config.id, env_config.num_envs, seed)
     agent = Reinforce(*env_dims(env), agent_config, torch.device("cpu"))
     agent.load_state_dict(learner["agent"])
     params = list(agent.actor.parameters())
@@ -114,14 +154,10 @@ def reinforce_report(
         scored = agent.score(rollout)
         if len(scored) < 2:  # no episode ended (whole_episodes): the learner would not update
             return torch.stack([p.sum() for p in params]).sum() * 0.0  # a zero gradient estimate
-        log_prob = agent.actor(scored.obs).log_prob_pre_tanh(scored.pre_tanh)  # (M,)
+        log_prob = agent.actor(scored.obs).log_prob_pre_squash(scored.pre_squash)  # (M,)
         return policy_surrogate(log_prob, scored.returns, scored.baseline, normalize=False)
 
-    steps = sorted({max(1, size // num_envs) for size in sweep_sizes(batch)})  # per sub-env
     reference = gradient_samples(lambda: estimate(steps[-1] * repeats), params, 1)[0]  # (1, P) -> (P,)
     samples = [gradient_samples(partial(estimate, s), params, repeats) for s in steps]
     env.close()
-    figures = {"reinforce_mc": summarize(samples[-1], reference)}
-    sweep = {"reinforce_mc": [summarize(s, reference)["grad_var_trace"] for s in samples]}
-    return VarianceReport(figures, [s * num_envs for s in steps], sweep, "reinforce_mc",
-                          steps[-1] * repeats * num_envs, "env steps per rollout")
+    return samples, reference

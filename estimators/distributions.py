@@ -1,9 +1,10 @@
 """Samplers written as z = g(params, eps): every `rsample` is differentiable in the parameters.
 
-Read top to bottom: argument checks, the diagonal Gaussian, the tanh-squashed Gaussian built
-on it, the inverse-CDF samplers (Exponential, Weibull, Kumaraswamy), the other location-scale
-families (Laplace, Logistic, LogNormal), and finally the Gumbel-Softmax (Concrete) relaxation
-with its temperature schedules.
+Read top to bottom: argument checks, the diagonal Gaussian, the inverse-CDF samplers
+(Exponential, Weibull, Kumaraswamy), the other location-scale families (Laplace, Logistic,
+LogNormal), the tanh-squashed policies built on the normal, Laplace and logistic families
+(TanhSquashed), and finally the Gumbel-Softmax (Concrete) relaxation with its
+temperature schedules.
 
 We build on `torch.distributions` wherever it already has the right sampler and density and
 write by hand only what it lacks; each hand-written part says why next to it. Every class is
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,7 @@ from torch.distributions import LogNormal as TorchLogNormal
 Shape = torch.Size | list[int] | tuple[int, ...]
 
 __all__ = [
+    "POLICY_DISTRIBUTIONS",
     "ConstantTemperature",
     "DiagNormal",
     "Exponential",
@@ -48,8 +51,10 @@ __all__ = [
     "Laplace",
     "LogNormal",
     "Logistic",
-    "TanhNormal",
+    "PolicyDistribution",
+    "TanhSquashed",
     "Weibull",
+    "policy_family",
 ]
 
 
@@ -128,143 +133,6 @@ class DiagNormal(Independent):
     @property
     def scale(self) -> Tensor:
         return self.base_dist.scale
-
-
-# --------------------------------------------------------------------------------------------
-# Tanh-squashed Gaussian
-# --------------------------------------------------------------------------------------------
-
-
-def tanh_squash(u: Tensor, action_scale: Tensor, action_bias: Tensor) -> Tensor:
-    """action = action_bias + action_scale * tanh(u); u (..., A) -> action (..., A).
-
-    Also usable without a TanhNormal, for the deterministic action tanh(loc) alone: building the
-    distribution's shape checks into a graph pins its batch size under torch.export.
-    """
-    return action_bias + action_scale * torch.tanh(u)
-
-
-class TanhNormal(Distribution):
-    """action = action_bias + action_scale * tanh(u), u ~ DiagNormal(loc, scale).
-
-    Hand-written rather than `TransformedDistribution(Normal, [TanhTransform, AffineTransform])`
-    because that class scores an action by inverting it (atanh), which is infinite for a
-    saturated sample, unless its transform caches the last sample on itself (state). Here the
-    sampler returns the action and its log-density from ONE pre-tanh draw u, and every
-    density is scored on u (pytorch/rl `TanhNormal.rsample_and_log_prob` does the same).
-
-    Change of variables (SAC paper, Haarnoja et al. 2018, appendix C, eq. 21):
-        log pi(a) = log N(u; loc, scale) - sum_i [log(1 - tanh(u_i)^2) + log(action_scale_i)]
-    with the overflow-free identity log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)),
-    finite for any finite u (the naive form is log(0) = -inf once tanh(u) rounds to 1).
-
-    Shapes (sample_shape S, batch dims ..., action size A):
-        loc, scale                   (..., A)
-        action_scale, action_bias    broadcastable to (..., A): floats or e.g. (A,)
-        rsample_and_log_prob(S)      action (*S, ..., A), log_prob (*S, ...)
-        sample_pre_tanh(S)           (*S, ..., A), no gradient
-        log_prob_pre_tanh(u)         (*S, ...)
-        log_prob(action)             (*S, ...)
-        mode                         (..., A)
-    """
-
-    arg_constraints: dict[str, constraints.Constraint] = {}  # noqa: RUF012 (torch's API)
-    has_rsample = True
-
-    def __init__(
-        self,
-        loc: Tensor,
-        scale: Tensor,
-        action_scale: Tensor | float = 1.0,
-        action_bias: Tensor | float = 0.0,
-        validate_args: bool | None = None,
-    ) -> None:
-        self.base = DiagNormal(loc, scale, validate_args=validate_args)
-        self.action_scale = torch.as_tensor(action_scale, dtype=loc.dtype, device=loc.device)
-        self.action_bias = torch.as_tensor(action_bias, dtype=loc.dtype, device=loc.device)
-        shape = _require_broadcastable(
-            loc=loc, scale=scale, action_scale=self.action_scale, action_bias=self.action_bias
-        )
-        # A float action_scale is checked for free; a tensor one only when validating (host sync).
-        if isinstance(action_scale, float | int) or _validating(validate_args):
-            _require_positive("action_scale", self.action_scale)
-        super().__init__(shape[:-1], shape[-1:], validate_args=validate_args)
-
-    @property
-    def loc(self) -> Tensor:
-        return self.base.loc
-
-    @property
-    def scale(self) -> Tensor:
-        return self.base.scale
-
-    @property
-    def mode(self) -> Tensor:
-        """Deterministic action: the squashed location (used for evaluation)."""
-        return self.squash(self.loc)
-
-    def squash(self, u: Tensor) -> Tensor:
-        """Pre-tanh sample (..., A) -> action (..., A)."""
-        return tanh_squash(u, self.action_scale, self.action_bias)
-
-    def sample_pre_tanh(self, sample_shape: Shape = ()) -> Tensor:
-        """A pre-tanh draw u without gradient (store it; score it with `log_prob_pre_tanh`)."""
-        with torch.no_grad():
-            return self.base.sample(torch.Size(sample_shape))
-
-    def log_prob_pre_tanh(self, u: Tensor) -> Tensor:
-        """Log-density of the action squash(u), scored on the pre-tanh value u (stable for any u)."""
-        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2), SAC app. C
-        log_det = (log_det + torch.log(self.action_scale)).sum(-1)  # (*S, ..., A) -> (*S, ...)
-        return self.base.log_prob(u) - log_det
-
-    def rsample_and_log_prob(
-        self, sample_shape: Shape = ()
-    ) -> tuple[Tensor, Tensor]:
-        """(action, log_prob) from one reparameterized pre-tanh draw; both carry gradients."""
-        u = self.base.rsample(torch.Size(sample_shape))
-        return self.squash(u), self.log_prob_pre_tanh(u)
-
-    def rsample_and_log_prob_backward(
-        self, u: Tensor, grad_action: Tensor, grad_log_prob: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """The pathwise gradient of (action, log_prob) = (squash(u), log_prob_pre_tanh(u)), by hand.
-
-        Along the reparameterization u = loc + scale * eps (eps fixed), given dL/daction and
-        dL/dlog_prob, returns (dL/dloc, dL/dlog(scale)). With t = tanh(u):
-            d action / du = action_scale (1 - t^2)
-            d log_prob / du = 2 t           (log N(u; loc, scale) is a function of eps alone
-                                             on the path; -d/du log(1 - t^2) = 2 t)
-            du / dloc = 1,  du / dlog(scale) = scale * eps = u - loc
-            d log_prob / dlog(scale) = -1    (the -log(scale) of log N, directly)
-        It equals autograd through `rsample_and_log_prob` (tests/estimators); SAC's explicit
-        update uses it so no graph is built.
-
-        Shapes: u, grad_action (..., A); grad_log_prob (...) -> (..., A), (..., A).
-        """
-        t = torch.tanh(u)
-        grad_log_prob = grad_log_prob.unsqueeze(-1)  # (...) -> (..., 1), the same for every dim
-        grad_u = grad_action * self.action_scale * (1.0 - t * t) + grad_log_prob * 2.0 * t
-        return grad_u, grad_u * (u - self.loc) - grad_log_prob
-
-    def rsample(self, sample_shape: Shape = ()) -> Tensor:
-        return self.squash(self.base.rsample(torch.Size(sample_shape)))
-
-    def sample(self, sample_shape: Shape = ()) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape)
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        """Log-density of given actions, e.g. from a replay buffer.
-
-        The actions are mapped back with atanh after clipping y = (a - bias) / scale into
-        [-1 + eps, 1 - eps] (eps = machine epsilon of the dtype), so actions at exactly the
-        bounds score finitely instead of atanh(+-1) = +-inf. Prefer `log_prob_pre_tanh` when
-        the pre-tanh sample is available: it needs no inversion.
-        """
-        eps = torch.finfo(value.dtype).eps
-        y = ((value - self.action_bias) / self.action_scale).clamp(-1.0 + eps, 1.0 - eps)
-        return self.log_prob_pre_tanh(torch.atanh(y))
 
 
 # --------------------------------------------------------------------------------------------
@@ -557,6 +425,175 @@ class LogNormal(TorchLogNormal):
     ) -> None:
         _check_loc_scale(loc, scale, validate_args)
         super().__init__(loc, scale, validate_args=validate_args)
+
+
+# --------------------------------------------------------------------------------------------
+# Tanh-squashed location-scale policies (the policy distributions of SAC and REINFORCE)
+# --------------------------------------------------------------------------------------------
+
+# The families a policy can squash, by config name (`agent.policy_distribution`): each is
+# element-wise with parameters (loc, scale) and draws z = loc + scale * eps, eps from a fixed
+# standard density. The one place they are listed (a test checks the Literal names them all).
+PolicyDistribution = Literal["normal", "laplace", "logistic"]
+POLICY_DISTRIBUTIONS: dict[PolicyDistribution, type[Distribution]] = {
+    "normal": Normal,
+    "laplace": Laplace,
+    "logistic": Logistic,
+}
+
+
+def policy_family(name: str) -> type[Distribution]:
+    """The family POLICY_DISTRIBUTIONS names `name`, or a one-line ValueError listing them."""
+    if name not in POLICY_DISTRIBUTIONS:
+        raise ValueError(
+            f"policy distribution must be one of {', '.join(POLICY_DISTRIBUTIONS)}, got {name!r}"
+        )
+    return POLICY_DISTRIBUTIONS[name]  # type: ignore[index]  # checked just above
+
+
+def tanh_squash(u: Tensor, action_scale: Tensor, action_bias: Tensor) -> Tensor:
+    """action = action_bias + action_scale * tanh(u); u (..., A) -> action (..., A).
+
+    Also usable without a TanhSquashed, for the deterministic action tanh(loc) alone: building
+    the distribution's shape checks into a graph pins its batch size under torch.export.
+    """
+    return action_bias + action_scale * torch.tanh(u)
+
+
+class TanhSquashed(Distribution):
+    """action = action_bias + action_scale * tanh(u), u_i ~ family(loc_i, scale_i) independent.
+
+    `family` names one of POLICY_DISTRIBUTIONS (normal: the SAC paper's tanh-Gaussian; laplace;
+    logistic). `u` is the pre-squash draw: policies store it and score it again with
+    `log_prob_pre_squash`, because scoring an action means inverting tanh (atanh), which is
+    infinite for a saturated sample.
+
+    Hand-written rather than `TransformedDistribution(base, [TanhTransform, AffineTransform])`
+    because that class scores an action by inverting it unless its transform caches the last
+    sample on itself (state). Here the sampler returns the action and its log-density from ONE
+    pre-squash draw u, and every density is scored on u (pytorch/rl's TanhNormal does the same).
+
+    Change of variables (SAC paper, Haarnoja et al. 2018, appendix C, eq. 21), for any family:
+        log pi(a) = sum_i [log p(u_i; loc_i, scale_i) - log(1 - tanh(u_i)^2) - log(action_scale_i)]
+    with the overflow-free identity log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)),
+    finite for any finite u (the naive form is log(0) = -inf once tanh(u) rounds to 1).
+
+    Shapes (sample_shape S, batch dims ..., action size A):
+        loc, scale                   (..., A)
+        action_scale, action_bias    broadcastable to (..., A): floats or e.g. (A,)
+        rsample_and_log_prob(S)      action (*S, ..., A), log_prob (*S, ...)
+        sample_pre_squash(S)         (*S, ..., A), no gradient
+        log_prob_pre_squash(u)       (*S, ...)
+        log_prob(action)             (*S, ...)
+        mode                         (..., A)
+    """
+
+    arg_constraints: dict[str, constraints.Constraint] = {}  # noqa: RUF012 (torch's API)
+    has_rsample = True
+
+    def __init__(
+        self,
+        loc: Tensor,
+        scale: Tensor,
+        action_scale: Tensor | float = 1.0,
+        action_bias: Tensor | float = 0.0,
+        family: PolicyDistribution = "normal",
+        validate_args: bool | None = None,
+    ) -> None:
+        base_class = policy_family(family)
+        shape = _check_loc_scale(loc, scale, validate_args)
+        if len(shape) == 0:
+            raise ValueError(
+                f"{type(self).__name__} needs an event dimension: loc and scale must have at "
+                "least 1 dim, got shape ()"
+            )
+        self.family = family
+        # element-wise (..., A); checked above, so the family's own checks are off
+        self.base = base_class(loc, scale, validate_args=False)
+        self.action_scale = torch.as_tensor(action_scale, dtype=loc.dtype, device=loc.device)
+        self.action_bias = torch.as_tensor(action_bias, dtype=loc.dtype, device=loc.device)
+        shape = _require_broadcastable(
+            loc=loc, scale=scale, action_scale=self.action_scale, action_bias=self.action_bias
+        )
+        # A float action_scale is checked for free; a tensor one only when validating (host sync).
+        if isinstance(action_scale, float | int) or _validating(validate_args):
+            _require_positive("action_scale", self.action_scale)
+        super().__init__(shape[:-1], shape[-1:], validate_args=validate_args)
+
+    @property
+    def loc(self) -> Tensor:
+        return self.base.loc
+
+    @property
+    def scale(self) -> Tensor:
+        return self.base.scale
+
+    @property
+    def mode(self) -> Tensor:
+        """Deterministic action: the squashed location (used for evaluation)."""
+        return self.squash(self.loc)
+
+    def squash(self, u: Tensor) -> Tensor:
+        """Pre-squash draw (..., A) -> action (..., A)."""
+        return tanh_squash(u, self.action_scale, self.action_bias)
+
+    def sample_pre_squash(self, sample_shape: Shape = ()) -> Tensor:
+        """A pre-squash draw u without gradient (store it; score it with `log_prob_pre_squash`)."""
+        with torch.no_grad():
+            return self.base.sample(torch.Size(sample_shape))
+
+    def log_prob_pre_squash(self, u: Tensor) -> Tensor:
+        """Log-density of the action squash(u), scored on the pre-squash u (stable for any u)."""
+        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2), SAC app. C
+        log_det = log_det + torch.log(self.action_scale)  # (*S, ..., A)
+        return (self.base.log_prob(u) - log_det).sum(-1)  # (*S, ..., A) -> (*S, ...)
+
+    def rsample_and_log_prob(self, sample_shape: Shape = ()) -> tuple[Tensor, Tensor]:
+        """(action, log_prob) from one reparameterized pre-squash draw; both carry gradients."""
+        u = self.base.rsample(torch.Size(sample_shape))
+        return self.squash(u), self.log_prob_pre_squash(u)
+
+    def rsample_and_log_prob_backward(
+        self, u: Tensor, grad_action: Tensor, grad_log_prob: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The pathwise gradient of (action, log_prob) = (squash(u), log_prob_pre_squash(u)).
+
+        Along the reparameterization u = loc + scale * eps (eps fixed), given dL/daction and
+        dL/dlog_prob, returns (dL/dloc, dL/dlog(scale)). With t = tanh(u):
+            d action / du = action_scale (1 - t^2)
+            d log_prob / du = 2 t           (log p(u; loc, scale) = log p0(eps) - log scale is
+                                             a function of eps alone on the path, for every
+                                             location-scale family; -d/du log(1 - t^2) = 2 t)
+            du / dloc = 1,  du / dlog(scale) = scale * eps = u - loc
+            d log_prob / dlog(scale) = -1    (the -log(scale) of log p, directly)
+        so one formula serves every family. It equals autograd through `rsample_and_log_prob`
+        (tests/estimators); SAC's explicit update uses it so no graph is built.
+
+        Shapes: u, grad_action (..., A); grad_log_prob (...) -> (..., A), (..., A).
+        """
+        t = torch.tanh(u)
+        grad_log_prob = grad_log_prob.unsqueeze(-1)  # (...) -> (..., 1), the same for every dim
+        grad_u = grad_action * self.action_scale * (1.0 - t * t) + grad_log_prob * 2.0 * t
+        return grad_u, grad_u * (u - self.loc) - grad_log_prob
+
+    def rsample(self, sample_shape: Shape = ()) -> Tensor:
+        return self.squash(self.base.rsample(torch.Size(sample_shape)))
+
+    def sample(self, sample_shape: Shape = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of given actions, e.g. from a replay buffer.
+
+        The actions are mapped back with atanh after clipping y = (a - bias) / scale into
+        [-1 + eps, 1 - eps] (eps = machine epsilon of the dtype), so actions at exactly the
+        bounds score finitely instead of atanh(+-1) = +-inf. Prefer `log_prob_pre_squash` when
+        the pre-squash draw is available: it needs no inversion.
+        """
+        eps = torch.finfo(value.dtype).eps
+        y = ((value - self.action_bias) / self.action_scale).clamp(-1.0 + eps, 1.0 - eps)
+        return self.log_prob_pre_squash(torch.atanh(y))
 
 
 # --------------------------------------------------------------------------------------------

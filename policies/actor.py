@@ -1,4 +1,5 @@
-"""The SAC policy: an MLP that outputs a tanh-squashed diagonal Gaussian over [-1, 1]^A."""
+"""The policy of SAC and REINFORCE: an MLP that outputs a tanh-squashed location-scale
+distribution (normal, Laplace or logistic) over [-1, 1]^A."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from estimators.distributions import TanhNormal, tanh_squash
+from estimators.distributions import PolicyDistribution, TanhSquashed, policy_family, tanh_squash
 from networks import bounded_log_scale, bounded_log_scale_grad, mlp
 
 
-class TanhGaussianActor(nn.Module):
-    """pi(a | s) = tanh(u), u ~ N(loc(s), diag(exp(log_std(s)))^2): the policy of SAC.
+class TanhSquashedActor(nn.Module):
+    """pi(a | s) = tanh(u), u_i ~ family(loc_i(s), exp(log_scale_i(s))): the policy of SAC and
+    REINFORCE.
 
-    One MLP outputs (loc, raw log-std) side by side; the raw log-std is squashed smoothly
-    into [LOG_STD_MIN, LOG_STD_MAX]. Actions live in [-1, 1]^A (action_scale 1, bias 0)
-    because the training envs rescale that box onto each task's bounds (envs.make);
-    agents.load_policy sets action_scale and action_bias to act in a task's own bounds.
+    `distribution` names the family (estimators.POLICY_DISTRIBUTIONS: normal, the SAC paper's
+    tanh-Gaussian, where the scale is the std; laplace; logistic). One MLP outputs (loc, raw
+    log-scale) side by side; the raw log-scale is squashed smoothly into [LOG_STD_MIN,
+    LOG_STD_MAX] (named for the normal's std; the same bound serves every family's scale).
+    Actions live in [-1, 1]^A (action_scale 1, bias 0) because the training envs rescale that
+    box onto each task's bounds (envs.make); agents.load_policy sets action_scale and
+    action_bias to act in a task's own bounds.
 
     Shapes:
         obs                  (B, obs_dim)   (any leading dims work)
-        forward(obs)         TanhNormal with loc, scale (B, act_dim)
+        forward(obs)         TanhSquashed with loc, scale (B, act_dim)
         mode(obs)            (B, act_dim), the deterministic action
         act(obs, ...)        (B, act_dim), no gradient
     """
@@ -33,11 +38,14 @@ class TanhGaussianActor(nn.Module):
     action_scale: Tensor
     action_bias: Tensor
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int]) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int],
+                 distribution: PolicyDistribution = "normal") -> None:
         super().__init__()
         self.act_dim = act_dim
+        policy_family(distribution)  # a one-line ValueError for an unknown name
+        self.family = distribution
         self.net = mlp(obs_dim, hidden_sizes, 2 * act_dim)
-        # Tensors, not floats: TanhNormal then neither copies them to the device nor checks
+        # Tensors, not floats: TanhSquashed then neither copies them to the device nor checks
         # them on the host per call. Not persistent: they are constants, not parameters.
         self.register_buffer("action_scale", torch.ones(()), persistent=False)
         self.register_buffer("action_bias", torch.zeros(()), persistent=False)
@@ -53,14 +61,15 @@ class TanhGaussianActor(nn.Module):
         """d bound_log_std / d raw, element-wise."""
         return bounded_log_scale_grad(raw, cls.LOG_STD_MIN, cls.LOG_STD_MAX)
 
-    def forward(self, obs: Tensor) -> TanhNormal:
+    def forward(self, obs: Tensor) -> TanhSquashed:
         return self.distribution(self.net(obs))
 
-    def distribution(self, out: Tensor) -> TanhNormal:
-        """The policy from the MLP's output: (B, 2A) -> TanhNormal over (B, A)."""
-        loc, raw_log_std = out.chunk(2, dim=-1)  # (B, 2A) -> 2 x (B, A)
-        scale = self.bound_log_std(raw_log_std).exp()
-        return TanhNormal(loc, scale, self.action_scale, self.action_bias, validate_args=False)
+    def distribution(self, out: Tensor) -> TanhSquashed:
+        """The policy from the MLP's output: (B, 2A) -> TanhSquashed over (B, A)."""
+        loc, raw_log_scale = out.chunk(2, dim=-1)  # (B, 2A) -> 2 x (B, A)
+        scale = self.bound_log_std(raw_log_scale).exp()
+        return TanhSquashed(loc, scale, self.action_scale, self.action_bias,
+                            self.family, validate_args=False)
 
     def mode(self, obs: Tensor) -> Tensor:
         """The deterministic action bias + scale * tanh(loc(s)), without building the distribution

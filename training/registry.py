@@ -10,7 +10,7 @@ Each kind's run config adds its own sections to the shared ones (training.schema
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -119,8 +119,8 @@ def bnn_learner(config: BNNRunConfig, device: torch.device, video_dir: Path | No
 
 # ---------------------------------------------------------------- the registry
 
-# (run config, learner state, batch, repeats, reference draws, seed) -> the report
-VarianceReportFn = Callable[[Any, dict[str, Any], int, int, int, int], VarianceReport]
+# (run config, learner state, batch, repeats, reference draws, seed, policy families) -> the report
+VarianceReportFn = Callable[[Any, dict[str, Any], int, int, int, int, Sequence[str]], VarianceReport]
 
 # summary.json's final score and metrics.jsonl's learning-curve key of each family of kinds
 RL_SCORE = ("eval_return_mean", "eval/return_mean")

@@ -148,7 +148,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}")
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}{hint}"
+            )
         return value
     if origin is list:
         (item,) = typing.get_args(hint)

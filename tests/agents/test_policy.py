@@ -1,10 +1,12 @@
 """agents.load_policy: a run directory to a module acting in the env's own bounds; its errors."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from gymnasium.wrappers import RescaleAction
 
 from agents import load_policy
@@ -12,16 +14,17 @@ from agents.checkpoint import load_latest
 from agents.evaluation import evaluate_deterministic, run_episodes
 from agents.run import RunError
 from envs import make_env
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
+from tests.agents.conftest import TINY_SAC, _train
 from training.config import load_config, save_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def training_actor(run: Path, obs_dim: int, act_dim: int) -> TanhGaussianActor:
+def training_actor(run: Path, obs_dim: int, act_dim: int, family: str = "normal") -> TanhSquashedActor:
     """The actor exactly as the learner held it: acting in [-1, 1]^A."""
     state, _ = load_latest(run / "checkpoints")
-    actor = TanhGaussianActor(obs_dim, act_dim, [16, 16])
+    actor = TanhSquashedActor(obs_dim, act_dim, [16, 16], family)
     actor.load_state_dict(state["learner"]["agent"]["actor"])
     return actor
 
@@ -87,3 +90,33 @@ def test_errors_are_one_line_run_errors(pendulum_run: Path, tmp_path: Path) -> N
     (fresh / "config.yaml").write_text((pendulum_run / "config.yaml").read_text())
     with pytest.raises(RunError, match=r"no checkpoint in .*: the run has not written a checkpoint yet"):
         load_policy(fresh)
+
+
+def test_a_run_of_another_policy_family_samples_that_family(tmp_path: Path) -> None:
+    """A laplace run: the loaded policy draws exactly what the training actor read as a Laplace
+    draws from the same seed (rescaled onto [-2, 2]), not what a normal would."""
+    run = _train(tmp_path / "laplace", "sac_pendulum.yaml", "total_steps=150", "agent.policy_distribution=laplace",
+                 *TINY_SAC)
+    policy = load_policy(run, deterministic=False)
+    assert policy.actor.family == "laplace"
+    obs = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    draws = {}
+    for family in ("laplace", "normal"):
+        actor = training_actor(run, 3, 1, family)
+        torch.manual_seed(2)
+        draws[family] = 2.0 * actor.act(obs, deterministic=False)  # [-1, 1] -> [-2, 2]
+    torch.manual_seed(2)
+    actions = policy(obs)
+    torch.testing.assert_close(actions, draws["laplace"])
+    assert not torch.allclose(actions, draws["normal"])
+
+
+def test_an_unknown_policy_family_in_config_yaml_is_a_one_line_run_error(pendulum_run: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(pendulum_run, bad)
+    config = yaml.safe_load((bad / "config.yaml").read_text())
+    config["agent"]["policy_distribution"] = "cauchy"
+    (bad / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(RunError, match=r"config.yaml: policy distribution must be one of normal, laplace, logistic, "
+                                       r"got 'cauchy'$"):
+        load_policy(bad)

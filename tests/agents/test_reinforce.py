@@ -8,11 +8,12 @@ import pytest
 import torch
 import yaml
 from torch import Tensor, nn
+from torch.distributions import AffineTransform, SigmoidTransform, TransformedDistribution, Uniform
 
 from agents.reinforce import Reinforce, ReinforceConfig, ReinforceLearner, ScoredBatch
 from agents.rollout import Rollout, complete_episode_mask, reward_to_go
 from envs import EnvConfig
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 from training.config import RunConfig, build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +70,7 @@ def one_env_rollout(terminated_at_1: bool) -> Rollout:
     obs = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]], [[0.0, 0.0]]])
     next_obs = torch.tensor([[[1.0, 0.0]], [[5.0, 0.0]], [[7.0, 0.0]]])
     ended = torch.tensor([[False], [True], [False]])
-    return Rollout(obs=obs, pre_tanh=torch.zeros(3, 1, 1), reward=torch.ones(3, 1),
+    return Rollout(obs=obs, pre_squash=torch.zeros(3, 1, 1), reward=torch.ones(3, 1),
                    terminated=ended if terminated_at_1 else torch.zeros_like(ended),
                    truncated=torch.zeros_like(ended) if terminated_at_1 else ended,
                    next_obs=next_obs)
@@ -240,34 +241,50 @@ def test_reinforce_balances_the_inverted_pendulum_within_300k_steps() -> None:
 # ---------------------------------------------------------------------------------- one update, by hand
 
 
-def log_normal_by_hand(agent: Reinforce, obs: Tensor, pre_tanh: Tensor) -> Tensor:
-    """log N(u; loc(s), scale(s)) summed over action dims, with torch.distributions.Normal.
+def reference_base(family: str, loc: Tensor, scale: Tensor) -> torch.distributions.Distribution:
+    """Each policy family built from torch.distributions independently of estimators/: the logistic
+    as torch documents it, a uniform pushed through logit and an affine map."""
+    if family == "normal":
+        return torch.distributions.Normal(loc, scale)
+    if family == "laplace":
+        return torch.distributions.Laplace(loc, scale)
+    uniform = Uniform(torch.zeros_like(loc), torch.ones_like(loc))
+    return TransformedDistribution(uniform, [SigmoidTransform().inv, AffineTransform(loc, scale)])
+
+
+def log_base_by_hand(agent: Reinforce, obs: Tensor, pre_squash: Tensor) -> Tensor:
+    """log p(u; loc(s), scale(s)) of the agent's policy family, summed over action dims.
 
     The tanh correction of log pi is a function of the stored u alone: it has no gradient.
-    Shapes: obs (M, O), pre_tanh (M, A) -> (M,).
+    Shapes: obs (M, O), pre_squash (M, A) -> (M,).
     """
     loc, raw = agent.actor.net(obs).chunk(2, dim=-1)  # (M, 2A) -> 2 x (M, A)
-    low, high = TanhGaussianActor.LOG_STD_MIN, TanhGaussianActor.LOG_STD_MAX
-    log_std = low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
-    return torch.distributions.Normal(loc, log_std.exp()).log_prob(pre_tanh).sum(-1)
+    low, high = TanhSquashedActor.LOG_STD_MIN, TanhSquashedActor.LOG_STD_MAX
+    log_scale = low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
+    return reference_base(agent.config.policy_distribution, loc, log_scale.exp()).log_prob(pre_squash).sum(-1)
 
 
 def fixed_batch(baseline: bool) -> ScoredBatch:
     g = torch.Generator().manual_seed(5)
-    obs, pre_tanh = torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)
+    obs, pre_squash = torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)
     returns = torch.tensor([0.3, -0.1, 0.05, 0.2, -0.25, 0.1])  # std 0.2 < 1: a clamp at 1 would show
     # a baseline that is no affine function of the returns, so normalizing does not cancel it
     b = torch.tensor([0.1, 0.3, -0.2, 0.0, 0.05, -0.1])
-    return ScoredBatch(obs, pre_tanh, returns, b if baseline else None)
+    return ScoredBatch(obs, pre_squash, returns, b if baseline else None)
 
 
-@pytest.mark.parametrize("baseline", [False, True], ids=["no-baseline", "baseline"])
-@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalized"])
-def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(baseline: bool, normalize: bool) -> None:
+@pytest.mark.parametrize(("baseline", "normalize", "family"), [
+    (False, False, "normal"), (True, False, "normal"), (False, True, "normal"), (True, True, "normal"),
+    (True, True, "laplace"), (True, False, "logistic")])
+def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(
+    baseline: bool, normalize: bool, family: str,
+) -> None:
     """With plain SGD in place of Adam, the step is exactly lr * mean_t A_t grad log pi(u_t | s_t),
-    A_t = G_t - b_t, rescaled to mean 0 / std 1 when normalizing: direction and size."""
+    A_t = G_t - b_t, rescaled to mean 0 / std 1 when normalizing: direction and size, for each
+    policy family."""
     torch.manual_seed(0)
-    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True, normalize_advantage=normalize)
+    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True, normalize_advantage=normalize,
+                             policy_distribution=family)
     agent = Reinforce(3, 2, config, CPU)
     lr = 0.1
     agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=lr)
@@ -276,7 +293,7 @@ def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(baseli
     if normalize:
         advantage = (advantage - advantage.mean()) / advantage.std()
     params = list(agent.actor.parameters())
-    log_prob = log_normal_by_hand(agent, batch.obs, batch.pre_tanh)
+    log_prob = log_base_by_hand(agent, batch.obs, batch.pre_squash)
     expected = torch.autograd.grad((advantage * log_prob).mean(), params)  # d J / d theta
     before = [p.detach().clone() for p in params]
 
@@ -286,7 +303,7 @@ def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(baseli
     assert any(g.abs().max() > 1e-3 for g in expected)  # a step that tells directions apart
     # loss/actor is the negated surrogate mean(log pi * A + f), log pi with its tanh correction and
     # f the scored values: G, or the normalized A (score_function_surrogate's value convention)
-    log_pi = log_prob.detach() - torch.log1p(-torch.tanh(batch.pre_tanh) ** 2).sum(-1)  # (M, A) -> (M,)
+    log_pi = log_prob.detach() - torch.log1p(-torch.tanh(batch.pre_squash) ** 2).sum(-1)  # (M, A) -> (M,)
     f = advantage if normalize else batch.returns
     assert metrics["loss/actor"] == pytest.approx(-float((log_pi * advantage + f).mean()), rel=1e-5)
     assert metrics["stats/entropy"] == pytest.approx(-float(log_pi.mean()), rel=1e-5)  # -mean log pi
@@ -304,7 +321,7 @@ def test_max_grad_norm_clips_the_step_to_that_norm_in_the_gradient_direction() -
     agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=1.0)
     batch = fixed_batch(baseline=False)
     params = list(agent.actor.parameters())
-    grad = torch.autograd.grad((batch.returns * log_normal_by_hand(agent, batch.obs, batch.pre_tanh)).mean(), params)
+    grad = torch.autograd.grad((batch.returns * log_base_by_hand(agent, batch.obs, batch.pre_squash)).mean(), params)
     flat = torch.cat([g.flatten() for g in grad])
     assert flat.norm() > 0.01  # the clip is active
     before = torch.cat([p.detach().flatten() for p in params])
@@ -351,12 +368,12 @@ def test_the_entropy_bonus_adds_its_pathwise_gradient_to_the_step() -> None:
     batch = fixed_batch(baseline=False)
     params = list(agent.actor.parameters())
     loc, raw = agent.actor.net(batch.obs).chunk(2, dim=-1)
-    low, high = TanhGaussianActor.LOG_STD_MIN, TanhGaussianActor.LOG_STD_MAX
+    low, high = TanhSquashedActor.LOG_STD_MIN, TanhSquashedActor.LOG_STD_MAX
     normal = torch.distributions.Normal(loc, (low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)).exp())
     torch.manual_seed(7)
     fresh = normal.rsample()  # (M, A): the update's own draw below, under the same seed
     log_pi_fresh = normal.log_prob(fresh).sum(-1) - torch.log1p(-torch.tanh(fresh) ** 2).sum(-1)  # (M,)
-    objective = (batch.returns * normal.log_prob(batch.pre_tanh).sum(-1)).mean() - 0.5 * log_pi_fresh.mean()
+    objective = (batch.returns * normal.log_prob(batch.pre_squash).sum(-1)).mean() - 0.5 * log_pi_fresh.mean()
     expected = torch.autograd.grad(objective, params)
     before = [p.detach().clone() for p in params]
     torch.manual_seed(7)
@@ -372,18 +389,18 @@ def test_the_diagnostic_figures_use_the_batch_baseline_and_resample_minibatches(
     from estimators.gradients import leave_one_out_baseline
 
     torch.manual_seed(0)
-    actor = TanhGaussianActor(3, 2, [8])
+    actor = TanhSquashedActor(3, 2, [8])
     g = torch.Generator().manual_seed(5)
-    obs, pre_tanh, returns = torch.randn(64, 3, generator=g), torch.randn(64, 2, generator=g), torch.randn(64, generator=g)
+    obs, pre_squash, returns = torch.randn(64, 3, generator=g), torch.randn(64, 2, generator=g), torch.randn(64, generator=g)
 
-    exact = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_tanh, returns, returns.clone()), 8, 4)
+    exact = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_squash, returns, returns.clone()), 8, 4)
     assert exact["score_function_baseline"]["grad_norm_mean"] == 0.0  # A = G - b = 0 at every step
     assert exact["score_function"]["grad_var_trace"] > 0  # the resampled minibatches differ
 
     torch.manual_seed(1)
-    implicit = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_tanh, returns, None), 8, 4)
+    implicit = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_squash, returns, None), 8, 4)
     torch.manual_seed(1)
     explicit = reinforce_gradient_figures(
-        actor, ScoredBatch(obs, pre_tanh, returns, leave_one_out_baseline(returns)), 8, 4)
+        actor, ScoredBatch(obs, pre_squash, returns, leave_one_out_baseline(returns)), 8, 4)
     assert implicit == explicit
     assert implicit["score_function_baseline"] != implicit["score_function"]

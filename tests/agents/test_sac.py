@@ -19,7 +19,8 @@ import agents.sac as sac
 from agents.buffer import Batch
 from agents.sac import SAC, SACConfig, SACLearner, actor_loss, alpha_loss, critic_loss
 from envs import EnvConfig, make_vector_env
-from policies.actor import TanhGaussianActor
+from estimators.distributions import POLICY_DISTRIBUTIONS
+from policies.actor import TanhSquashedActor
 from policies.critic import EnsembleQ
 
 CPU = torch.device("cpu")
@@ -58,7 +59,7 @@ def test_critic_target_is_clipped_double_q_and_bootstraps_only_without_terminati
 
 def test_actor_loss_is_alpha_log_pi_minus_min_q_without_critic_weight_gradients() -> None:
     torch.manual_seed(0)
-    actor, critic = TanhGaussianActor(4, 2, [8]), EnsembleQ(4, 2, [8])
+    actor, critic = TanhSquashedActor(4, 2, [8]), EnsembleQ(4, 2, [8])
     obs, alpha = torch.randn(16, 4), torch.tensor(0.3)
 
     torch.manual_seed(1)
@@ -137,11 +138,14 @@ def reference_sac_step(agent: SAC, optimizers: dict[str, torch.optim.Optimizer],
             t.copy_((1 - cfg.tau) * t + cfg.tau * o)
 
 
-def test_fast_update_matches_the_plain_reference_step() -> None:
+@pytest.mark.parametrize("family", list(POLICY_DISTRIBUTIONS))
+def test_fast_update_matches_the_plain_reference_step(family: str) -> None:
     """The fused paths (one batched critic pass, fused MSE, one Adam and one backward for actor
-    and alpha, the foreach Polyak lerp) compute the same parameters as the plain step."""
+    and alpha, the foreach Polyak lerp, the hand-written backward of every policy family)
+    compute the same parameters as the plain step."""
     torch.manual_seed(0)
-    fast = SAC(3, 2, SACConfig(tau=0.1, lr=1e-2, **TINY), CPU)
+    fast = SAC(3, 2, SACConfig(tau=0.1, lr=1e-2, policy_distribution=family, **TINY), CPU)
+    assert fast.actor.family == family
     plain = copy.deepcopy(fast)
     optimizers = {"critic": torch.optim.Adam(plain.critic.parameters(), lr=1e-2, foreach=False),
                   "actor": torch.optim.Adam(plain.actor.parameters(), lr=1e-2, foreach=False),
@@ -180,11 +184,12 @@ def assert_same_agents(got: SAC, want: SAC) -> None:
     torch.testing.assert_close(got.log_alpha, want.log_alpha)
 
 
-@pytest.mark.parametrize("autotune_alpha", [True, False])
-def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha: bool) -> None:
+@pytest.mark.parametrize(("autotune_alpha", "family"), [(True, "normal"), (False, "normal"), (True, "laplace"),
+                                                       (True, "logistic")])
+def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha: bool, family: str) -> None:
     """backprop: explicit (hand-written backward passes) takes the same steps and logs the same
     figures as backprop: autograd (torch.autograd on critic_loss, actor_loss, alpha_loss)."""
-    config = {"lr": 1e-2, "autotune_alpha": autotune_alpha, **TINY}
+    config = {"lr": 1e-2, "autotune_alpha": autotune_alpha, "policy_distribution": family, **TINY}
     explicit, explicit_logs = run_updates(SACConfig(backprop="explicit", **config))
     autograd, autograd_logs = run_updates(SACConfig(backprop="autograd", **config))
     assert_same_agents(explicit, autograd)
@@ -305,14 +310,14 @@ def test_with_backprop_autograd_the_edited_critic_loss_is_what_trains(monkeypatc
 def test_a_network_the_explicit_path_cannot_differentiate_falls_back_to_autograd_with_one_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class TanhActor(TanhGaussianActor):  # the MLP with tanh activations instead of ReLU
-        def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> None:
-            super().__init__(obs_dim, act_dim, hidden_sizes)
+    class TanhActor(TanhSquashedActor):  # the MLP with tanh activations instead of ReLU
+        def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: list[int], family: str) -> None:
+            super().__init__(obs_dim, act_dim, hidden_sizes, family)
             for index, module in enumerate(self.net):
                 if isinstance(module, torch.nn.ReLU):
                     self.net[index] = torch.nn.Tanh()
 
-    monkeypatch.setattr(sac, "TanhGaussianActor", TanhActor)
+    monkeypatch.setattr(sac, "TanhSquashedActor", TanhActor)
     with pytest.warns(RuntimeWarning, match=r"backprop: explicit cannot differentiate this network \(an MLP of "
                                             r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"):
         agent = SAC(3, 2, SACConfig(**TINY), CPU)

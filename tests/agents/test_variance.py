@@ -1,7 +1,7 @@
 """Policy-gradient estimators against a problem whose answers are known in closed form.
 
 The problem: a linear-Gaussian policy a ~ N(W s + c, diag(sigma^2)) (no tanh: the estimators
-only use `rsample_and_log_prob`, `sample_pre_tanh`, `squash` and `log_prob_pre_tanh`, which a
+only use `rsample_and_log_prob`, `sample_pre_squash`, `squash` and `log_prob_pre_squash`, which a
 Gaussian provides with squash = identity) and a quadratic critic Q(s, a) = -1/2 ||a - K s||^2.
 With d(s) = W s + c - K s and a = mu + sigma * eps, the objective
 J = mean_s E_a[Q(s, a) - alpha log pi(a|s)] = mean_s[-1/2 (||d||^2 + sum sigma^2)] + alpha H
@@ -39,7 +39,7 @@ from envs import EnvConfig
 from estimators.distributions import DiagNormal
 from estimators.gradients import baseline_regression_loss
 from estimators.variance import gradient_samples
-from policies.actor import TanhGaussianActor
+from policies.actor import TanhSquashedActor
 from policies.critic import EnsembleQ
 from policies.value import ValueNetwork
 
@@ -49,15 +49,15 @@ K_SE = 4.0
 
 
 class IdentitySquashedNormal(DiagNormal):
-    """A diagonal Gaussian with TanhNormal's sampling interface and no squashing (action = u)."""
+    """A diagonal Gaussian with TanhSquashed's sampling interface and no squashing (action = u)."""
 
     def squash(self, u: Tensor) -> Tensor:
         return u
 
-    def sample_pre_tanh(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
+    def sample_pre_squash(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
         return self.sample(sample_shape)
 
-    def log_prob_pre_tanh(self, u: Tensor) -> Tensor:
+    def log_prob_pre_squash(self, u: Tensor) -> Tensor:
         return self.log_prob(u)
 
     def rsample_and_log_prob(self, sample_shape: tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
@@ -207,10 +207,10 @@ def test_a_learned_value_baseline_keeps_reinforce_unbiased_and_reduces_its_varia
     def estimate(with_baseline: bool) -> Tensor:
         obs = pool[torch.randint(len(pool), (16,))]  # (16, O)
         dist = policy(obs)
-        action = dist.sample_pre_tanh()
+        action = dist.sample_pre_squash()
         returns = critic(obs, action).squeeze(0)  # (1, 16) -> (16,)
         baseline = value(obs).detach() if with_baseline else None
-        return policy_surrogate(dist.log_prob_pre_tanh(action), returns, baseline, normalize=False)
+        return policy_surrogate(dist.log_prob_pre_squash(action), returns, baseline, normalize=False)
 
     params = list(policy.parameters())
     with_value = gradient_samples(lambda: estimate(True), params, 1000)  # (K, P)
@@ -226,7 +226,7 @@ def test_a_learned_value_baseline_keeps_reinforce_unbiased_and_reduces_its_varia
 
 def test_pathwise_is_sacs_own_actor_gradient() -> None:
     torch.manual_seed(0)
-    actor, critic = TanhGaussianActor(OBS_DIM, ACT_DIM, [16]), EnsembleQ(OBS_DIM, ACT_DIM, [16])
+    actor, critic = TanhSquashedActor(OBS_DIM, ACT_DIM, [16]), EnsembleQ(OBS_DIM, ACT_DIM, [16])
     obs, alpha = states(), torch.tensor(ALPHA)
     params = list(actor.parameters())
     torch.manual_seed(5)
@@ -239,7 +239,7 @@ def test_pathwise_is_sacs_own_actor_gradient() -> None:
 
 def test_sac_gradient_metrics_cover_the_three_estimators() -> None:
     torch.manual_seed(0)
-    actor, critic = TanhGaussianActor(OBS_DIM, ACT_DIM, [16]), EnsembleQ(OBS_DIM, ACT_DIM, [16])
+    actor, critic = TanhSquashedActor(OBS_DIM, ACT_DIM, [16]), EnsembleQ(OBS_DIM, ACT_DIM, [16])
     metrics = sac_gradient_metrics(actor, critic, states(32), torch.tensor(ALPHA))
     assert set(metrics) == {f"grad/{e}_{m}" for e in ESTIMATORS for m in ("var_trace", "norm_mean", "cosine", "snr")}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
@@ -283,6 +283,34 @@ def test_the_cli_reports_every_estimator_of_a_sac_run(sac_run: Path, tmp_path: P
     assert "score_function_baseline" in capsys.readouterr().out
 
 
+def test_the_cli_compares_policy_families_at_the_same_states(sac_run: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--policy-distribution: one row per estimator and family; the run's own family (normal)
+    comes out exactly as without the option, so every family is measured at the same states."""
+    args = ["--run", str(sac_run), "--batch", "16", "--repeats", "4", "--reference-draws", "8"]
+    assert variance.main([*args, "--json", str(tmp_path / "own.json")]) == 0
+    assert variance.main([*args, "--json", str(tmp_path / "all.json"), "--plot", str(tmp_path / "all.png"),
+                          "--policy-distribution", "normal", "laplace", "logistic"]) == 0
+    own, compared = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("own", "all"))
+    assert own["policy_distributions"] == ["normal"]
+    assert compared["policy_distributions"] == ["normal", "laplace", "logistic"]
+    families = ("normal", "laplace", "logistic")
+    assert list(compared["estimators"]) == [f"{e} ({f})" for f in families for e in ESTIMATORS]
+    for name in ESTIMATORS:
+        assert compared["estimators"][f"{name} (normal)"] == own["estimators"][name]
+        assert compared["sweep"]["grad_var_trace"][f"{name} (normal)"] == own["sweep"]["grad_var_trace"][name]
+        assert compared["estimators"][f"{name} (laplace)"] != own["estimators"][name]
+    assert "score_function_baseline (logistic)" in capsys.readouterr().out
+    assert (tmp_path / "all.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_cli_rejects_an_unknown_policy_family(sac_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        variance.main(["--run", str(sac_run), "--policy-distribution", "cauchy"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'cauchy'" in capsys.readouterr().err
+
+
 def test_the_cli_reports_reinforce_mc_for_a_reinforce_run(tmp_path: Path) -> None:
     torch.manual_seed(0)
     env, agent = EnvConfig("Pendulum-v1", 2), ReinforceConfig(hidden_sizes=[16], rollout_steps=8, value_steps=2)
@@ -295,6 +323,11 @@ def test_the_cli_reports_reinforce_mc_for_a_reinforce_run(tmp_path: Path) -> Non
     assert set(report["estimators"]) == {"reinforce_mc"}
     assert report["reference"] == {"estimator": "reinforce_mc", "samples": 3 * 16}
     assert report["sweep"]["batch_sizes"] == [8, 16]
+    argv = ["--run", str(tmp_path / "run"), "--batch", "16", "--repeats", "3", "--json", str(out)]
+    assert variance.main([*argv, "--policy-distribution", "normal", "logistic"]) == 0
+    compared = json.loads(out.read_text())
+    assert list(compared["estimators"]) == ["reinforce_mc (normal)", "reinforce_mc (logistic)"]
+    assert compared["estimators"]["reinforce_mc (normal)"] == report["estimators"]["reinforce_mc"]
 
 
 @pytest.mark.parametrize(("make", "message"), [

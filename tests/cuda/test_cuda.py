@@ -116,7 +116,7 @@ def test_reinforce_update_on_cuda_equals_the_cpu_one() -> None:
         assert agent.value is not None
         agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=0.1)
         agent.value_optimizer = torch.optim.SGD(agent.value.parameters(), lr=0.1)
-        on_device = ScoredBatch(*(t.to(device) for t in (batch.obs, batch.pre_tanh, batch.returns, batch.baseline)))
+        on_device = ScoredBatch(*(t.to(device) for t in (batch.obs, batch.pre_squash, batch.returns, batch.baseline)))
         logged.append(agent.update(on_device, log=True))
         agents.append(agent)
     cpu, gpu = agents

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import typing
 
 import pytest
 import scipy.integrate
@@ -22,6 +23,7 @@ from torch.distributions import (
 )
 
 from estimators.distributions import (
+    POLICY_DISTRIBUTIONS,
     ConstantTemperature,
     DiagNormal,
     Exponential,
@@ -31,7 +33,8 @@ from estimators.distributions import (
     Laplace,
     Logistic,
     LogNormal,
-    TanhNormal,
+    PolicyDistribution,
+    TanhSquashed,
     Weibull,
 )
 from estimators.variance import gradient_samples, gradient_stats
@@ -69,12 +72,12 @@ def test_diag_normal_sums_log_prob_over_the_last_dim():
     torch.testing.assert_close(dist.stddev, scale)
 
 
-# --- TanhNormal ----------------------------------------------------------------------------
+# --- TanhSquashed with the normal family (the SAC paper's tanh-Gaussian) ---------------------
 
 
 def test_tanh_normal_log_prob_matches_transformed_distribution():
     loc, scale, action_scale, action_bias = tanh_normal_params()
-    dist = TanhNormal(loc, scale, action_scale, action_bias)
+    dist = TanhSquashed(loc, scale, action_scale, action_bias)
     reference = Independent(
         TransformedDistribution(
             Normal(loc, scale), [TanhTransform(), AffineTransform(action_bias, action_scale)]
@@ -84,27 +87,27 @@ def test_tanh_normal_log_prob_matches_transformed_distribution():
     u = loc + scale * torch.randn(11, 5, 3, dtype=F64).clamp(-3, 3)  # unsaturated: atanh is exact
     action = dist.squash(u)
     expected = reference.log_prob(action)
-    torch.testing.assert_close(dist.log_prob_pre_tanh(u), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dist.log_prob_pre_squash(u), expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(dist.log_prob(action), expected, atol=1e-5, rtol=0)
 
 
 def test_tanh_normal_log_prob_matches_autograd_jacobian():
     loc, scale, action_scale, action_bias = tanh_normal_params(batch=1)
-    dist = TanhNormal(loc[0], scale[0], action_scale, action_bias)
+    dist = TanhSquashed(loc[0], scale[0], action_scale, action_bias)
     u = torch.tensor([0.3, -1.7, 2.5], dtype=F64)
     jacobian = torch.autograd.functional.jacobian(dist.squash, u)  # (A, A)
     _, log_abs_det = torch.linalg.slogdet(jacobian)
     expected = DiagNormal(loc[0], scale[0]).log_prob(u) - log_abs_det
-    torch.testing.assert_close(dist.log_prob_pre_tanh(u), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dist.log_prob_pre_squash(u), expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_tanh_normal_log_prob_is_finite_for_saturated_pre_tanh_values(dtype):
+def test_tanh_normal_log_prob_is_finite_for_saturated_pre_squash_values(dtype):
     u = torch.tensor([[-50.0, -20.0, 0.0, 20.0, 50.0]], dtype=dtype)
-    dist = TanhNormal(torch.zeros(1, 5, dtype=dtype), torch.full((1, 5), 30.0, dtype=dtype))
+    dist = TanhSquashed(torch.zeros(1, 5, dtype=dtype), torch.full((1, 5), 30.0, dtype=dtype))
     naive = torch.log(1 - torch.tanh(u) ** 2)  # what the stable form replaces
     assert not torch.isfinite(naive).all()
-    log_prob = dist.log_prob_pre_tanh(u)
+    log_prob = dist.log_prob_pre_squash(u)
     assert torch.isfinite(log_prob).all()
     # log(1 - tanh(u)^2) = log sech^2(u) = -2 (|u| + log1p(exp(-2|u|)) - log 2), another form.
     log_det = -2.0 * (u.abs() + torch.log1p(torch.exp(-2.0 * u.abs())) - math.log(2.0))
@@ -118,7 +121,7 @@ def test_tanh_normal_log_prob_is_finite_at_the_action_bounds(dtype):
     scale = torch.ones(2, 2, dtype=dtype)
     action_scale = torch.tensor([2.0, 0.5], dtype=dtype)
     action_bias = torch.tensor([1.0, 0.0], dtype=dtype)
-    dist = TanhNormal(loc, scale, action_scale, action_bias)
+    dist = TanhSquashed(loc, scale, action_scale, action_bias)
     bounds = torch.stack([action_bias + action_scale, action_bias - action_scale])  # exactly +-1
     log_prob = dist.log_prob(bounds)
     assert log_prob.shape == (2,)
@@ -127,41 +130,112 @@ def test_tanh_normal_log_prob_is_finite_at_the_action_bounds(dtype):
     assert torch.isfinite(grad).all()
 
 
-def test_tanh_normal_samples_and_scores_one_pre_tanh_draw():
+def test_tanh_normal_samples_and_scores_one_pre_squash_draw():
     loc, scale, action_scale, action_bias = tanh_normal_params()
-    dist = TanhNormal(loc, scale, action_scale, action_bias)
+    dist = TanhSquashed(loc, scale, action_scale, action_bias)
     torch.manual_seed(3)
     action, log_prob = dist.rsample_and_log_prob((2,))
     torch.manual_seed(3)
-    u = dist.sample_pre_tanh((2,))
+    u = dist.sample_pre_squash((2,))
     assert action.shape == (2, 5, 3) and log_prob.shape == (2, 5) and not u.requires_grad
     torch.testing.assert_close(action, dist.squash(u))
-    torch.testing.assert_close(log_prob, dist.log_prob_pre_tanh(u))
+    torch.testing.assert_close(log_prob, dist.log_prob_pre_squash(u))
     assert ((action - action_bias).abs() <= action_scale).all()
 
 
 def test_tanh_normal_mode_is_the_squashed_location():
     loc, scale, action_scale, action_bias = tanh_normal_params()
-    dist = TanhNormal(loc, scale, action_scale, action_bias)
+    dist = TanhSquashed(loc, scale, action_scale, action_bias)
     torch.testing.assert_close(dist.mode, action_bias + action_scale * torch.tanh(loc))
 
 
 def test_tanh_normal_float_action_scale_adds_its_log_per_dimension():
     loc, scale = torch.randn(4, 3, dtype=F64), torch.rand(4, 3, dtype=F64) + 0.2
     u = torch.randn(4, 3, dtype=F64)
-    unit = TanhNormal(loc, scale).log_prob_pre_tanh(u)
-    scaled = TanhNormal(loc, scale, action_scale=2.5, action_bias=0.7).log_prob_pre_tanh(u)
+    unit = TanhSquashed(loc, scale).log_prob_pre_squash(u)
+    scaled = TanhSquashed(loc, scale, action_scale=2.5, action_bias=0.7).log_prob_pre_squash(u)
     torch.testing.assert_close(scaled, unit - 3 * math.log(2.5))
 
 
 def test_distributions_keep_no_sample_state():
     loc, scale, action_scale, action_bias = tanh_normal_params()
-    dist = TanhNormal(loc, scale, action_scale, action_bias)
+    dist = TanhSquashed(loc, scale, action_scale, action_bias)
     before = {k: v for k, v in vars(dist).items()}
     dist.rsample_and_log_prob((3,))
     dist.sample()
     assert vars(dist).keys() == before.keys()
     assert all(vars(dist)[k] is v for k, v in before.items())
+
+
+# --- TanhSquashed with every policy family ---------------------------------------------------
+
+# scipy's log-density of each family with parameters (loc, scale): an independent construction.
+SCIPY_FAMILIES = {"normal": scipy.stats.norm, "laplace": scipy.stats.laplace, "logistic": scipy.stats.logistic}
+FAMILIES = list(POLICY_DISTRIBUTIONS)
+
+
+def test_the_config_literal_names_every_policy_family() -> None:
+    assert typing.get_args(PolicyDistribution) == tuple(POLICY_DISTRIBUTIONS) == tuple(SCIPY_FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_squashed_log_prob_is_the_base_density_minus_the_log_jacobian(family: str) -> None:
+    """log pi(a) = sum_i log p(u_i) - log |det d squash / du|, p from scipy, the Jacobian by autograd."""
+    loc, scale, action_scale, action_bias = tanh_normal_params(batch=1)
+    dist = TanhSquashed(loc[0], scale[0], action_scale, action_bias, family)
+    u = torch.tensor([0.3, -1.7, 2.5], dtype=F64)
+    _, log_abs_det = torch.linalg.slogdet(torch.autograd.functional.jacobian(dist.squash, u))
+    base = SCIPY_FAMILIES[family].logpdf(u.numpy(), loc=loc[0].numpy(), scale=scale[0].numpy()).sum()
+    torch.testing.assert_close(dist.log_prob_pre_squash(u), torch.tensor(base, dtype=F64) - log_abs_det)
+    torch.testing.assert_close(dist.log_prob(dist.squash(u)), dist.log_prob_pre_squash(u))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_squashed_density_integrates_to_one_over_the_action_interval(family: str) -> None:
+    """One action dimension on (bias - scale, bias + scale) = (-1.5, 2.5): quadrature of exp(log pi)."""
+    dist = TanhSquashed(torch.tensor([0.4], dtype=F64), torch.tensor([0.8], dtype=F64), 2.0, 0.5, family)
+    density = lambda a: dist.log_prob(torch.tensor([a], dtype=F64)).exp().item()  # noqa: E731
+    total, error = scipy.integrate.quad(density, -1.5, 2.5, limit=200)
+    assert total == pytest.approx(1.0, abs=max(10 * error, 1e-7))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_squashed_samples_follow_the_cdf_of_the_squashed_base(family: str) -> None:
+    """P(a <= y) = F(atanh((y - bias) / scale)) with F scipy's CDF of the family, at three
+    points; the empirical frequency of N draws within K_SE binomial standard errors."""
+    n, loc, scale = 200_000, 0.3, 0.7
+    dist = TanhSquashed(torch.full((1,), loc, dtype=F64), torch.full((1,), scale, dtype=F64), 2.0, 0.5, family)
+    actions = dist.sample((n,))[:, 0]  # (N, 1) -> (N,)
+    assert ((actions > -1.5) & (actions < 2.5)).all()
+    for y in (-1.0, 0.5, 2.0):
+        p = SCIPY_FAMILIES[family].cdf(math.atanh((y - 0.5) / 2.0), loc=loc, scale=scale)
+        frequency = (actions <= y).double().mean().item()
+        assert abs(frequency - p) < K_SE * math.sqrt(p * (1 - p) / n), (y, frequency, p)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hand_written_pathwise_gradient_equals_autograd_for_every_family(family: str) -> None:
+    """rsample_and_log_prob_backward: dL/dloc and dL/dlog(scale) of L = <g_a, action> + <g_lp, log_prob>
+    along u = loc + scale * eps, against autograd through rsample_and_log_prob on the same draw."""
+    loc, scale, action_scale, action_bias = tanh_normal_params()
+    loc = loc.detach().requires_grad_(True)
+    log_scale = scale.detach().log().requires_grad_(True)
+    dist = TanhSquashed(loc, log_scale.exp(), action_scale, action_bias, family)
+    torch.manual_seed(4)
+    action, log_prob = dist.rsample_and_log_prob()
+    grad_action, grad_log_prob = torch.randn_like(action), torch.randn_like(log_prob)
+    want = torch.autograd.grad((grad_action * action).sum() + (grad_log_prob * log_prob).sum(), [loc, log_scale])
+    torch.manual_seed(4)
+    with torch.no_grad():
+        plain = TanhSquashed(loc.detach(), log_scale.detach().exp(), action_scale, action_bias, family)
+        got = plain.rsample_and_log_prob_backward(plain.base.rsample(), grad_action, grad_log_prob)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+
+
+def test_an_unknown_policy_family_is_one_line_naming_the_choices() -> None:
+    _one_line_value_error(lambda: TanhSquashed(torch.zeros(3), torch.ones(3), family="cauchy"),
+                          "policy distribution must be one of normal, laplace, logistic", "'cauchy'")
 
 
 # --- entropy, densities and sampling of the location-scale families -------------------------
@@ -207,7 +281,7 @@ def _params(*shapes):
 
 SAMPLERS = {
     "DiagNormal": (lambda p: DiagNormal(p[0], p[1]), (2, 3)),
-    "TanhNormal": (lambda p: TanhNormal(p[0], p[1], 2.0, 0.5), (2, 3)),
+    "TanhSquashed": (lambda p: TanhSquashed(p[0], p[1], 2.0, 0.5), (2, 3)),
     "Laplace": (lambda p: Laplace(p[0], p[1]), (2, 3)),
     "Logistic": (lambda p: Logistic(p[0], p[1]), (2, 3)),
     "LogNormal": (lambda p: LogNormal(p[0], p[1]), (2, 3)),
@@ -237,9 +311,9 @@ def test_no_gradient_flows_through_sample(name):
     assert not z.requires_grad and z.grad_fn is None
 
 
-def test_no_gradient_flows_through_sample_pre_tanh():
+def test_no_gradient_flows_through_sample_pre_squash():
     loc, scale = _params((2, 3), (2, 3))
-    assert not TanhNormal(loc, scale).sample_pre_tanh((4,)).requires_grad
+    assert not TanhSquashed(loc, scale).sample_pre_squash((4,)).requires_grad
 
 
 # --- Gumbel-Softmax -------------------------------------------------------------------------
@@ -342,14 +416,14 @@ def _one_line_value_error(build, *fragments):
 
 @pytest.mark.parametrize("bad", [0.0, -0.3])
 @pytest.mark.parametrize(
-    "cls", [DiagNormal, TanhNormal, Laplace, Logistic, LogNormal], ids=lambda c: c.__name__
+    "cls", [DiagNormal, TanhSquashed, Laplace, Logistic, LogNormal], ids=lambda c: c.__name__
 )
 def test_nonpositive_scale_is_rejected(cls, bad):
     scale = torch.tensor([1.0, bad, 2.0])
     _one_line_value_error(lambda: cls(torch.zeros(3), scale), "scale must be > 0", f"{bad:g}")
 
 
-@pytest.mark.parametrize("cls", [DiagNormal, TanhNormal, Laplace, Logistic, LogNormal], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [DiagNormal, TanhSquashed, Laplace, Logistic, LogNormal], ids=lambda c: c.__name__)
 def test_mismatched_shapes_state_both_shapes(cls):
     _one_line_value_error(
         lambda: cls(torch.zeros(4, 3), torch.ones(4, 2)), "shape mismatch", "(4, 3)", "(4, 2)"
@@ -358,12 +432,12 @@ def test_mismatched_shapes_state_both_shapes(cls):
 
 def test_tanh_normal_checks_action_scale():
     loc, scale = torch.zeros(3), torch.ones(3)
-    _one_line_value_error(lambda: TanhNormal(loc, scale, action_scale=0.0), "action_scale must be > 0")
+    _one_line_value_error(lambda: TanhSquashed(loc, scale, action_scale=0.0), "action_scale must be > 0")
     _one_line_value_error(
-        lambda: TanhNormal(loc, scale, action_scale=torch.tensor([1.0, -1.0, 1.0])), "action_scale must be > 0"
+        lambda: TanhSquashed(loc, scale, action_scale=torch.tensor([1.0, -1.0, 1.0])), "action_scale must be > 0"
     )
     _one_line_value_error(
-        lambda: TanhNormal(loc, scale, action_bias=torch.zeros(2)), "shape mismatch", "(3,)", "(2,)"
+        lambda: TanhSquashed(loc, scale, action_bias=torch.zeros(2)), "shape mismatch", "(3,)", "(2,)"
     )
 
 
@@ -401,25 +475,6 @@ def test_gumbel_softmax_needs_two_categories():
 )
 def test_schedule_arguments_are_checked(build, fragment):
     _one_line_value_error(build, fragment)
-
-
-def test_tanh_normal_hand_written_pathwise_gradient_equals_autograd():
-    """rsample_and_log_prob_backward: dL/dloc and dL/dlog(scale) of L = <g_a, action> + <g_lp, log_prob>
-    along u = loc + scale * eps, against autograd through rsample_and_log_prob on the same draw."""
-    loc, scale, action_scale, action_bias = tanh_normal_params()
-    loc = loc.detach().requires_grad_(True)
-    log_scale = scale.detach().log().requires_grad_(True)
-    dist = TanhNormal(loc, log_scale.exp(), action_scale, action_bias)
-    torch.manual_seed(4)
-    action, log_prob = dist.rsample_and_log_prob()
-    grad_action, grad_log_prob = torch.randn_like(action), torch.randn_like(log_prob)
-    want = torch.autograd.grad((grad_action * action).sum() + (grad_log_prob * log_prob).sum(), [loc, log_scale])
-    torch.manual_seed(4)
-    with torch.no_grad():
-        plain = TanhNormal(loc.detach(), log_scale.detach().exp(), action_scale, action_bias)
-        got = plain.rsample_and_log_prob_backward(plain.base.rsample(), grad_action, grad_log_prob)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w)
 
 
 # --- inverse-CDF samplers -------------------------------------------------------------------

@@ -2,14 +2,14 @@
 
 import torch
 
-from estimators.distributions import TanhNormal
-from policies.actor import TanhGaussianActor
+from estimators.distributions import TanhSquashed
+from policies.actor import TanhSquashedActor
 
 
 def test_log_std_stays_in_bounds_and_keeps_a_gradient_beyond_them() -> None:
     raw = torch.tensor([-100.0, -6.0, 0.0, 3.0, 100.0], requires_grad=True)
-    log_std = TanhGaussianActor.bound_log_std(raw)
-    lo, hi = TanhGaussianActor.LOG_STD_MIN, TanhGaussianActor.LOG_STD_MAX
+    log_std = TanhSquashedActor.bound_log_std(raw)
+    lo, hi = TanhSquashedActor.LOG_STD_MIN, TanhSquashedActor.LOG_STD_MAX
     assert torch.all(log_std >= lo) and torch.all(log_std <= hi)
     assert torch.all(log_std[1:] >= log_std[:-1])  # monotone
     torch.testing.assert_close(log_std[2], torch.tensor((lo + hi) / 2))
@@ -20,10 +20,10 @@ def test_log_std_stays_in_bounds_and_keeps_a_gradient_beyond_them() -> None:
 
 def test_actor_returns_a_tanh_normal_on_the_unit_box() -> None:
     torch.manual_seed(0)
-    actor = TanhGaussianActor(obs_dim=3, act_dim=2, hidden_sizes=[16, 16])
+    actor = TanhSquashedActor(obs_dim=3, act_dim=2, hidden_sizes=[16, 16])
     obs = torch.randn(10, 3) * 100  # large inputs: saturating actions must stay in [-1, 1]
     dist = actor(obs)
-    assert isinstance(dist, TanhNormal)
+    assert isinstance(dist, TanhSquashed)
     action, log_prob = dist.rsample_and_log_prob()
     assert action.shape == (10, 2) and log_prob.shape == (10,)
     assert torch.all(action.abs() <= 1) and torch.all(torch.isfinite(log_prob))
@@ -31,7 +31,7 @@ def test_actor_returns_a_tanh_normal_on_the_unit_box() -> None:
 
 def test_deterministic_action_is_the_mode_tanh_loc() -> None:
     torch.manual_seed(0)
-    actor = TanhGaussianActor(obs_dim=3, act_dim=2, hidden_sizes=[16])
+    actor = TanhSquashedActor(obs_dim=3, act_dim=2, hidden_sizes=[16])
     obs = torch.randn(4, 3)
     loc = actor.net(obs)[:, :2]
     torch.testing.assert_close(actor.act(obs, deterministic=True), torch.tanh(loc))
@@ -41,5 +41,5 @@ def test_deterministic_action_is_the_mode_tanh_loc() -> None:
 
 def test_bound_log_std_grad_is_the_derivative_of_the_bound() -> None:
     raw = torch.linspace(-6.0, 6.0, 25, requires_grad=True)
-    (want,) = torch.autograd.grad(TanhGaussianActor.bound_log_std(raw).sum(), [raw])
-    torch.testing.assert_close(TanhGaussianActor.bound_log_std_grad(raw.detach()), want)
+    (want,) = torch.autograd.grad(TanhSquashedActor.bound_log_std(raw).sum(), [raw])
+    torch.testing.assert_close(TanhSquashedActor.bound_log_std_grad(raw.detach()), want)
