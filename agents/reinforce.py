@@ -1,4 +1,4 @@
-"""REINFORCE: the score-function policy gradient (Williams 1992) on SAC's tanh-Gaussian policy.
+"""REINFORCE: the score-function policy gradient (Williams 1992) on SAC's tanh-squashed policy.
 
 Read top to bottom: the config; `ScoredBatch` and the pure functions (the surrogate whose
 gradient is the policy-gradient estimate, and its in-training variance figures); the
