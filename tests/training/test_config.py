@@ -55,6 +55,8 @@ def test_resolved_config_reads_back_unchanged() -> None:
         ("agent.lr=fast", "agent.lr must be a number"),
         ("agent.autotune_alpha=3", "agent.autotune_alpha must be true or false"),
         ("device=tpu", "device must be one of auto, cpu, cuda; got 'tpu'"),
+        ("agent.policy_distribution=laplce",
+         "agent.policy_distribution must be one of normal, laplace, logistic; got 'laplce' (did you mean 'laplace'?)"),
         ("agent.learning_starts=50000", "agent.learning_starts (50000) must be < total_steps (20000)"),
         ("agent=3", "agent must be a mapping"),
         ("seed.x=1", "'seed' is a value, not a section"),
