@@ -70,7 +70,7 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "cpu",
         actor = TanhSquashedActor(observation_space.shape[0], action_space.shape[0],
                                   agent["hidden_sizes"], agent.get("policy_distribution", "normal"))
     except ValueError as e:
-        raise RunError(f"{run.path / 'config.yaml'}: {e}") from None
+        raise RunError(f"{run.path / 'config.yaml'}: agent.policy_distribution: {e}") from None
     try:
         actor.load_state_dict(run.state["learner"]["agent"]["actor"])
     except (KeyError, RuntimeError) as e:

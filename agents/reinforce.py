@@ -32,7 +32,7 @@ from agents.rollout import Rollout, collect_rollout, complete_episode_mask, rewa
 from agents.task import RLTask
 from envs import EnvConfig
 from estimators.diagnostics import GradientDiagnostics
-from estimators.distributions import PolicyDistribution
+from estimators.distributions import LocationScaleFamily
 from estimators.gradients import (
     baseline_regression_loss,
     leave_one_out_baseline,
@@ -59,9 +59,9 @@ class ReinforceConfig:
     gamma: float = 0.99
     # hidden layer widths of the policy and of V
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    # the policy's pre-squash family (estimators.POLICY_DISTRIBUTIONS): normal (the tanh-Gaussian),
+    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES): normal (the tanh-Gaussian),
     # laplace or logistic; each tanh-squashed with its exact log-density
-    policy_distribution: PolicyDistribution = "normal"
+    policy_distribution: LocationScaleFamily = "normal"
     # b(s) subtracted from the reward-to-go: none, mean (leave-one-out batch mean) or value (learned V)
     baseline: Literal["none", "mean", "value"] = "value"
     # Adam learning rate of V (baseline: value)

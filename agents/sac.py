@@ -34,7 +34,7 @@ from agents.policy_gradients import actor_objective, sac_gradient_metrics
 from agents.task import RLTask
 from envs import EnvConfig
 from estimators.diagnostics import GradientDiagnostics
-from estimators.distributions import PolicyDistribution
+from estimators.distributions import LocationScaleFamily
 from policies import backprop
 from policies.actor import TanhSquashedActor
 from policies.critic import EnsembleQ
@@ -80,9 +80,9 @@ class SACConfig:
     init_alpha: float = 1.0
     # entropy the tuned alpha aims for; None: -act_dim (the SAC paper's -|A|)
     target_entropy: float | None = None
-    # the policy's pre-squash family (estimators.POLICY_DISTRIBUTIONS): normal (the tanh-Gaussian),
+    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES): normal (the tanh-Gaussian),
     # laplace or logistic; each tanh-squashed with its exact log-density
-    policy_distribution: PolicyDistribution = "normal"
+    policy_distribution: LocationScaleFamily = "normal"
     # Q critics in the ensemble; targets and the actor use their minimum (2: clipped double-Q)
     num_critics: int = 2
     # how the update gets its gradients: "explicit" (the backward passes written out, no graph;

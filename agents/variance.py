@@ -20,7 +20,7 @@ gradient with each estimator:
   steps; the reference is the same estimator on one rollout of K * B steps.
 
 `--policy-distribution normal laplace logistic` compares the policy families
-(estimators.POLICY_DISTRIBUTIONS): the trained network's (loc, scale) read as each family, at
+(estimators.LOCATION_SCALE_FAMILIES): the trained network's (loc, scale) read as each family, at
 the same SAC states (REINFORCE: rollouts from the same seed), each against its own reference;
 rows are then named `estimator (family)`. The default is the run's own family.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from agents.run import RunError, read_run
-from estimators.distributions import POLICY_DISTRIBUTIONS
+from estimators.distributions import LOCATION_SCALE_FAMILIES
 from training.config import ConfigError, load_config
 from training.registry import ALGORITHMS
 
@@ -101,9 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the envs and the noise")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (as train.py's `threads`)")
     parser.add_argument("--policy-distribution", nargs="+", metavar="NAME",
-                        choices=list(POLICY_DISTRIBUTIONS),
+                        choices=list(LOCATION_SCALE_FAMILIES),
                         help="read the policy as each of these families (default: the run's own): "
-                             + ", ".join(POLICY_DISTRIBUTIONS))
+                             + ", ".join(LOCATION_SCALE_FAMILIES))
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     parser.add_argument("--plot", type=Path, help="write the variance-against-batch-size PNG here")
     return parser
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if variance_report is None:
         parser.error(f"{args.run} is a {kind} run; it has no policy gradient to measure")
 
-    families = list(dict.fromkeys(args.policy_distribution or [config.agent.policy_distribution]))
+    families = list(dict.fromkeys(args.policy_distribution)) if args.policy_distribution else None
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = {
             "run": str(args.run), "kind": kind, "env_id": env_id, "checkpoint": checkpoint.name,
             "step": state["step"], "batch": sizes[-1], "repeats": args.repeats, "seed": args.seed,
-            "policy_distributions": families,
+            "policy_distributions": report.families,
             "reference": reference, "estimators": figures,
             "sweep": {"batch_sizes": sizes, "grad_var_trace": sweep},
         }

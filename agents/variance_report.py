@@ -21,6 +21,7 @@ from agents.reinforce import Reinforce, ReinforceConfig, policy_surrogate
 from agents.rollout import collect_rollout, env_dims
 from agents.sac import SAC, SACConfig
 from envs import EnvConfig, make_vector_env
+from estimators.distributions import LocationScaleFamily
 from estimators.variance import gradient_samples
 
 
@@ -28,7 +29,8 @@ from estimators.variance import gradient_samples
 class VarianceReport:
     """What `python -m agents.variance` prints, writes and plots for one run."""
 
-    # per estimator: grad_var_trace, grad_norm_mean, cosine_to_reference, snr
+    # per estimator (`estimator (family)` with several families): grad_var_trace,
+    # grad_norm_mean, cosine_to_reference, snr
     figures: dict[str, dict[str, float]]
     # the sweep's batch sizes (the last is the report's batch) and each estimator's trace there
     sizes: list[int]
@@ -38,6 +40,8 @@ class VarianceReport:
     reference_samples: int
     # the plot's x axis
     xlabel: str
+    # the policy families measured
+    families: list[LocationScaleFamily]
 
 
 # Steps of the policy per state kept in the SAC state batch: the batch is a random 1/8 of them,
@@ -57,7 +61,7 @@ def sweep_sizes(batch: int) -> list[int]:
     return [*sizes, batch]
 
 
-def label(estimator: str, family: str, families: Sequence[str]) -> str:
+def label(estimator: str, family: str, families: Sequence[LocationScaleFamily]) -> str:
     """An estimator's row: its name for one policy family, `name (family)` comparing several."""
     return estimator if len(families) == 1 else f"{estimator} ({family})"
 
@@ -67,15 +71,16 @@ def label(estimator: str, family: str, families: Sequence[str]) -> str:
 
 def sac_report(
     env_config: EnvConfig, agent_config: SACConfig, learner: dict[str, Any], batch: int,
-    repeats: int, draws: int, seed: int, families: Sequence[str],
+    repeats: int, draws: int, seed: int, families: Sequence[LocationScaleFamily] | None,
 ) -> VarianceReport:
     """`pathwise`, `score_function` and `score_function_baseline` at `batch` states of the
     policy, with the sweep over smaller batches; the reference takes `draws` actions per state.
 
-    The states come from the run's own policy; each of `families` then reads the trained
-    network's (loc, scale) as that policy family, at the same states, against its own pathwise
-    reference.
+    The states come from the run's own policy; each of `families` (None: the run's own) then
+    reads the trained network's (loc, scale) as that policy family, at the same states, against
+    its own pathwise reference.
     """
+    families = list(families or [agent_config.policy_distribution])
     env = make_vector_env(env_config.id, env_config.num_envs, seed)
     agent = SAC(*env_dims(env), agent_config, torch.device("cpu"))
     agent.load_state_dict(learner["agent"])
@@ -106,7 +111,7 @@ def sac_report(
                           for chunk in per_size]
             sweep[row].append(at_batch[name]["grad_var_trace"])
     return VarianceReport(figures, sweep_sizes(batch), sweep, "pathwise", batch * draws,
-                          "states per estimate (one action each)")
+                          "states per estimate (one action each)", families)
 
 
 # ---------------------------------------------------------------------------------- REINFORCE runs
@@ -114,12 +119,14 @@ def sac_report(
 
 def reinforce_report(
     env_config: EnvConfig, agent_config: ReinforceConfig, learner: dict[str, Any], batch: int,
-    repeats: int, draws: int, seed: int, families: Sequence[str],
+    repeats: int, draws: int, seed: int, families: Sequence[LocationScaleFamily] | None,
 ) -> VarianceReport:
     """`reinforce_mc` over rollouts of `batch` env steps (rounded down to a multiple of
     num_envs, at least one step each), with the sweep; the reference is one rollout of
-    `repeats` times as many steps (`draws` is SAC's and unused here). Each of `families` reads
-    the trained network as that policy family and draws its own rollouts from the same seed."""
+    `repeats` times as many steps (`draws` is SAC's and unused here). Each of `families`
+    (None: the run's own) reads the trained network as that policy family and draws its own
+    rollouts from the same seed."""
+    families = list(families or [agent_config.policy_distribution])
     num_envs = env_config.num_envs
     steps = sorted({max(1, size // num_envs) for size in sweep_sizes(batch)})  # per sub-env
     figures: dict[str, dict[str, float]] = {}
@@ -131,7 +138,7 @@ def reinforce_report(
         figures[row] = summarize(samples[-1], reference)
         sweep[row] = [summarize(s, reference)["grad_var_trace"] for s in samples]
     return VarianceReport(figures, [s * num_envs for s in steps], sweep, "reinforce_mc",
-                          steps[-1] * repeats * num_envs, "env steps per rollout")
+                          steps[-1] * repeats * num_envs, "env steps per rollout", families)
 
 
 def _reinforce_samples(

@@ -40,7 +40,7 @@ from torch.distributions import LogNormal as TorchLogNormal
 Shape = torch.Size | list[int] | tuple[int, ...]
 
 __all__ = [
-    "POLICY_DISTRIBUTIONS",
+    "LOCATION_SCALE_FAMILIES",
     "ConstantTemperature",
     "DiagNormal",
     "Exponential",
@@ -49,12 +49,12 @@ __all__ = [
     "InverseCDF",
     "Kumaraswamy",
     "Laplace",
+    "LocationScaleFamily",
     "LogNormal",
     "Logistic",
-    "PolicyDistribution",
     "TanhSquashed",
     "Weibull",
-    "policy_family",
+    "location_scale_family",
 ]
 
 
@@ -431,24 +431,26 @@ class LogNormal(TorchLogNormal):
 # Tanh-squashed location-scale policies (the policy distributions of SAC and REINFORCE)
 # --------------------------------------------------------------------------------------------
 
-# The families a policy can squash, by config name (`agent.policy_distribution`): each is
-# element-wise with parameters (loc, scale) and draws z = loc + scale * eps, eps from a fixed
-# standard density. The one place they are listed (a test checks the Literal names them all).
-PolicyDistribution = Literal["normal", "laplace", "logistic"]
-POLICY_DISTRIBUTIONS: dict[PolicyDistribution, type[Distribution]] = {
+# The location-scale families by name: each is element-wise with parameters (loc, scale) and
+# draws z = loc + scale * eps, eps from a fixed standard density. The policies squash them
+# (`agent.policy_distribution`) and the toy problems (estimators.problems) integrate over them.
+# The one place they are listed (a test checks the Literal names them all).
+LocationScaleFamily = Literal["normal", "laplace", "logistic"]
+LocationScale = Normal | Laplace | Logistic  # what a family builds from (loc, scale)
+LOCATION_SCALE_FAMILIES: dict[LocationScaleFamily, type[LocationScale]] = {
     "normal": Normal,
     "laplace": Laplace,
     "logistic": Logistic,
 }
 
 
-def policy_family(name: str) -> type[Distribution]:
-    """The family POLICY_DISTRIBUTIONS names `name`, or a one-line ValueError listing them."""
-    if name not in POLICY_DISTRIBUTIONS:
+def location_scale_family(name: str) -> type[LocationScale]:
+    """The family LOCATION_SCALE_FAMILIES names `name`, or a one-line ValueError listing them."""
+    if name not in LOCATION_SCALE_FAMILIES:
         raise ValueError(
-            f"policy distribution must be one of {', '.join(POLICY_DISTRIBUTIONS)}, got {name!r}"
+            f"family must be one of {', '.join(LOCATION_SCALE_FAMILIES)}, got {name!r}"
         )
-    return POLICY_DISTRIBUTIONS[name]  # type: ignore[index]  # checked just above
+    return LOCATION_SCALE_FAMILIES[name]
 
 
 def tanh_squash(u: Tensor, action_scale: Tensor, action_bias: Tensor) -> Tensor:
@@ -463,7 +465,7 @@ def tanh_squash(u: Tensor, action_scale: Tensor, action_bias: Tensor) -> Tensor:
 class TanhSquashed(Distribution):
     """action = action_bias + action_scale * tanh(u), u_i ~ family(loc_i, scale_i) independent.
 
-    `family` names one of POLICY_DISTRIBUTIONS (normal: the SAC paper's tanh-Gaussian; laplace;
+    `family` names one of LOCATION_SCALE_FAMILIES (normal: the SAC paper's tanh-Gaussian; laplace;
     logistic). `u` is the pre-squash draw: policies store it and score it again with
     `log_prob_pre_squash`, because scoring an action means inverting tanh (atanh), which is
     infinite for a saturated sample.
@@ -497,17 +499,16 @@ class TanhSquashed(Distribution):
         scale: Tensor,
         action_scale: Tensor | float = 1.0,
         action_bias: Tensor | float = 0.0,
-        family: PolicyDistribution = "normal",
+        family: LocationScaleFamily = "normal",
         validate_args: bool | None = None,
     ) -> None:
-        base_class = policy_family(family)
+        base_class = location_scale_family(family)
         shape = _check_loc_scale(loc, scale, validate_args)
         if len(shape) == 0:
             raise ValueError(
                 f"{type(self).__name__} needs an event dimension: loc and scale must have at "
                 "least 1 dim, got shape ()"
             )
-        self.family = family
         # element-wise (..., A); checked above, so the family's own checks are off
         self.base = base_class(loc, scale, validate_args=False)
         self.action_scale = torch.as_tensor(action_scale, dtype=loc.dtype, device=loc.device)

@@ -62,7 +62,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent
 
-from estimators.distributions import DiagNormal, Laplace, Logistic
+from estimators.distributions import location_scale_family
 from estimators.gradients import ConstantBaseline, pathwise_surrogate, score_function_surrogate
 
 __all__ = [
@@ -104,6 +104,12 @@ class Family:
     sampler: Callable[[Tensor, Tensor], Distribution]
 
 
+def _sampler(name: str) -> Callable[[Tensor, Tensor], Distribution]:
+    """The family `name` of estimators.LOCATION_SCALE_FAMILIES over an event dimension."""
+    family = location_scale_family(name)
+    return lambda loc, scale: Independent(family(loc, scale, validate_args=False), 1)
+
+
 def _logistic() -> Family:
     """The logistic family; its moments from Stein's identity (module docstring)."""
     m = (1.0, math.pi**2 / 3.0, 7.0 * math.pi**4 / 15.0, 31.0 * math.pi**6 / 21.0)  # E eps^(2n)
@@ -115,22 +121,16 @@ def _logistic() -> Family:
         m4=m[2],
         s_mu=(t[0], t[1], t[2]),
         s_sigma=(t[1] - m[0], t[2] - 5.0 * m[1], t[3] - 9.0 * m[2]),  # T_(j+1) - (4j + 1) m_(2j)
-        sampler=lambda loc, scale: Independent(Logistic(loc, scale, validate_args=False), 1),
+        sampler=_sampler("logistic"),
     )
 
 
-# Families by command-line name (--distribution).
+# Families by command-line name (--distribution): each of estimators.LOCATION_SCALE_FAMILIES.
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
-        Family(
-            "normal", 1.0, 3.0, (1.0, 3.0, 15.0), (2.0, 10.0, 78.0),
-            lambda loc, scale: DiagNormal(loc, scale, validate_args=False),
-        ),
-        Family(
-            "laplace", 2.0, 24.0, (1.0, 2.0, 24.0), (1.0, 14.0, 504.0),
-            lambda loc, scale: Independent(Laplace(loc, scale, validate_args=False), 1),
-        ),
+        Family("normal", 1.0, 3.0, (1.0, 3.0, 15.0), (2.0, 10.0, 78.0), _sampler("normal")),
+        Family("laplace", 2.0, 24.0, (1.0, 2.0, 24.0), (1.0, 14.0, 504.0), _sampler("laplace")),
         _logistic(),
     )
 }  # fmt: skip

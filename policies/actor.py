@@ -8,7 +8,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from estimators.distributions import PolicyDistribution, TanhSquashed, policy_family, tanh_squash
+from estimators.distributions import (
+    LocationScaleFamily,
+    TanhSquashed,
+    location_scale_family,
+    tanh_squash,
+)
 from networks import bounded_log_scale, bounded_log_scale_grad, mlp
 
 
@@ -16,7 +21,7 @@ class TanhSquashedActor(nn.Module):
     """pi(a | s) = tanh(u), u_i ~ family(loc_i(s), exp(log_scale_i(s))): the policy of SAC and
     REINFORCE.
 
-    `distribution` names the family (estimators.POLICY_DISTRIBUTIONS: normal, the SAC paper's
+    `distribution` names the family (estimators.LOCATION_SCALE_FAMILIES: normal, the SAC paper's
     tanh-Gaussian, where the scale is the std; laplace; logistic). One MLP outputs (loc, raw
     log-scale) side by side; the raw log-scale is squashed smoothly into [LOG_STD_MIN,
     LOG_STD_MAX] (named for the normal's std; the same bound serves every family's scale).
@@ -39,10 +44,10 @@ class TanhSquashedActor(nn.Module):
     action_bias: Tensor
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int],
-                 distribution: PolicyDistribution = "normal") -> None:
+                 distribution: LocationScaleFamily = "normal") -> None:
         super().__init__()
         self.act_dim = act_dim
-        policy_family(distribution)  # a one-line ValueError for an unknown name
+        location_scale_family(distribution)  # a one-line ValueError for an unknown name
         self.family = distribution
         self.net = mlp(obs_dim, hidden_sizes, 2 * act_dim)
         # Tensors, not floats: TanhSquashed then neither copies them to the device nor checks

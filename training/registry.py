@@ -119,8 +119,10 @@ def bnn_learner(config: BNNRunConfig, device: torch.device, video_dir: Path | No
 
 # ---------------------------------------------------------------- the registry
 
-# (run config, learner state, batch, repeats, reference draws, seed, policy families) -> the report
-VarianceReportFn = Callable[[Any, dict[str, Any], int, int, int, int, Sequence[str]], VarianceReport]
+# (run config, learner state, batch, repeats, reference draws, seed, policy families or None
+# for the run's own) -> the report
+VarianceReportFn = Callable[[Any, dict[str, Any], int, int, int, int, Sequence[str] | None],
+                            VarianceReport]
 
 # summary.json's final score and metrics.jsonl's learning-curve key of each family of kinds
 RL_SCORE = ("eval_return_mean", "eval/return_mean")

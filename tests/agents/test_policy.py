@@ -117,6 +117,6 @@ def test_an_unknown_policy_family_in_config_yaml_is_a_one_line_run_error(pendulu
     config = yaml.safe_load((bad / "config.yaml").read_text())
     config["agent"]["policy_distribution"] = "cauchy"
     (bad / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(RunError, match=r"config.yaml: policy distribution must be one of normal, laplace, logistic, "
+    with pytest.raises(RunError, match=r"config.yaml: agent.policy_distribution: family must be one of normal, laplace, logistic, "
                                        r"got 'cauchy'$"):
         load_policy(bad)

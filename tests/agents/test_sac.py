@@ -19,7 +19,7 @@ import agents.sac as sac
 from agents.buffer import Batch
 from agents.sac import SAC, SACConfig, SACLearner, actor_loss, alpha_loss, critic_loss
 from envs import EnvConfig, make_vector_env
-from estimators.distributions import POLICY_DISTRIBUTIONS
+from estimators.distributions import LOCATION_SCALE_FAMILIES
 from policies.actor import TanhSquashedActor
 from policies.critic import EnsembleQ
 
@@ -138,7 +138,7 @@ def reference_sac_step(agent: SAC, optimizers: dict[str, torch.optim.Optimizer],
             t.copy_((1 - cfg.tau) * t + cfg.tau * o)
 
 
-@pytest.mark.parametrize("family", list(POLICY_DISTRIBUTIONS))
+@pytest.mark.parametrize("family", list(LOCATION_SCALE_FAMILIES))
 def test_fast_update_matches_the_plain_reference_step(family: str) -> None:
     """The fused paths (one batched critic pass, fused MSE, one Adam and one backward for actor
     and alpha, the foreach Polyak lerp, the hand-written backward of every policy family)

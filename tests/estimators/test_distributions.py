@@ -23,7 +23,7 @@ from torch.distributions import (
 )
 
 from estimators.distributions import (
-    POLICY_DISTRIBUTIONS,
+    LOCATION_SCALE_FAMILIES,
     ConstantTemperature,
     DiagNormal,
     Exponential,
@@ -31,12 +31,13 @@ from estimators.distributions import (
     GumbelSoftmax,
     Kumaraswamy,
     Laplace,
+    LocationScaleFamily,
     Logistic,
     LogNormal,
-    PolicyDistribution,
     TanhSquashed,
     Weibull,
 )
+from estimators.problems import FAMILIES as TOY_FAMILIES
 from estimators.variance import gradient_samples, gradient_stats
 
 K_SE = 4.0  # standard errors allowed in every statistical comparison
@@ -157,6 +158,26 @@ def test_tanh_normal_float_action_scale_adds_its_log_per_dimension():
     torch.testing.assert_close(scaled, unit - 3 * math.log(2.5))
 
 
+def test_tanh_squashed_defaults_act_on_the_unit_box():
+    """action_scale 1 and action_bias 0 unless given: actions in (-1, 1), the mode tanh(loc)."""
+    loc, scale = torch.randn(200, 3, dtype=F64), torch.full((200, 3), 2.0, dtype=F64)
+    dist = TanhSquashed(loc, scale)
+    actions = dist.sample()
+    assert (actions.abs() < 1).all() and (actions < 0).any() and (actions > 0).any()
+    torch.testing.assert_close(dist.mode, torch.tanh(loc), rtol=0, atol=0)
+
+
+def test_float_action_bounds_take_the_parameters_dtype():
+    """A float action_scale / bias becomes a tensor of loc's dtype: float64 policies stay float64."""
+    loc, scale = torch.randn(4, 3, dtype=F64), torch.rand(4, 3, dtype=F64) + 0.2
+    dist = TanhSquashed(loc, scale, action_scale=0.3, action_bias=0.1)
+    assert dist.action_scale.dtype == dist.action_bias.dtype == F64
+    u = torch.randn(4, 3, dtype=F64)
+    torch.testing.assert_close(dist.squash(u), 0.1 + 0.3 * torch.tanh(u), rtol=1e-15, atol=1e-15)
+    unit = TanhSquashed(loc, scale).log_prob_pre_squash(u)
+    torch.testing.assert_close(dist.log_prob_pre_squash(u), unit - 3 * math.log(0.3), rtol=1e-13, atol=1e-13)
+
+
 def test_distributions_keep_no_sample_state():
     loc, scale, action_scale, action_bias = tanh_normal_params()
     dist = TanhSquashed(loc, scale, action_scale, action_bias)
@@ -171,11 +192,12 @@ def test_distributions_keep_no_sample_state():
 
 # scipy's log-density of each family with parameters (loc, scale): an independent construction.
 SCIPY_FAMILIES = {"normal": scipy.stats.norm, "laplace": scipy.stats.laplace, "logistic": scipy.stats.logistic}
-FAMILIES = list(POLICY_DISTRIBUTIONS)
+FAMILIES = list(LOCATION_SCALE_FAMILIES)
 
 
-def test_the_config_literal_names_every_policy_family() -> None:
-    assert typing.get_args(PolicyDistribution) == tuple(POLICY_DISTRIBUTIONS) == tuple(SCIPY_FAMILIES)
+def test_the_literal_and_the_toy_problems_name_every_location_scale_family() -> None:
+    names = tuple(LOCATION_SCALE_FAMILIES)
+    assert typing.get_args(LocationScaleFamily) == names == tuple(SCIPY_FAMILIES) == tuple(TOY_FAMILIES)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -222,20 +244,21 @@ def test_hand_written_pathwise_gradient_equals_autograd_for_every_family(family:
     log_scale = scale.detach().log().requires_grad_(True)
     dist = TanhSquashed(loc, log_scale.exp(), action_scale, action_bias, family)
     torch.manual_seed(4)
-    action, log_prob = dist.rsample_and_log_prob()
+    action, log_prob = dist.rsample_and_log_prob((2,))  # sample and batch dims: (2, 5, 3), (2, 5)
     grad_action, grad_log_prob = torch.randn_like(action), torch.randn_like(log_prob)
     want = torch.autograd.grad((grad_action * action).sum() + (grad_log_prob * log_prob).sum(), [loc, log_scale])
     torch.manual_seed(4)
     with torch.no_grad():
         plain = TanhSquashed(loc.detach(), log_scale.detach().exp(), action_scale, action_bias, family)
-        got = plain.rsample_and_log_prob_backward(plain.base.rsample(), grad_action, grad_log_prob)
+        got = plain.rsample_and_log_prob_backward(plain.base.rsample((2,)), grad_action, grad_log_prob)
+    got = [g.sum(0) for g in got]  # (2, 5, 3) -> (5, 3): each draw's gradient, summed as autograd sums
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
 
 
 def test_an_unknown_policy_family_is_one_line_naming_the_choices() -> None:
     _one_line_value_error(lambda: TanhSquashed(torch.zeros(3), torch.ones(3), family="cauchy"),
-                          "policy distribution must be one of normal, laplace, logistic", "'cauchy'")
+                          "family must be one of normal, laplace, logistic", "'cauchy'")
 
 
 # --- entropy, densities and sampling of the location-scale families -------------------------
@@ -445,8 +468,14 @@ def test_diag_normal_needs_an_event_dimension():
     _one_line_value_error(lambda: DiagNormal(torch.tensor(0.0), torch.tensor(1.0)), "event dimension")
 
 
-def test_validate_args_false_skips_value_checks_but_not_shape_checks():
-    DiagNormal(torch.zeros(3), -torch.ones(3), validate_args=False)  # no host sync, no check
+def test_tanh_squashed_needs_an_event_dimension():
+    _one_line_value_error(lambda: TanhSquashed(torch.tensor(0.0), torch.tensor(1.0)),
+                          "TanhSquashed needs an event dimension: loc and scale must have at least 1 dim")
+
+
+@pytest.mark.parametrize("cls", [DiagNormal, TanhSquashed], ids=lambda c: c.__name__)
+def test_validate_args_false_skips_value_checks_but_not_shape_checks(cls):
+    cls(torch.zeros(3), -torch.ones(3), validate_args=False)  # no host sync, no check
     _one_line_value_error(
         lambda: DiagNormal(torch.zeros(3), torch.ones(2), validate_args=False), "(3,)", "(2,)"
     )
