@@ -167,6 +167,23 @@ def test_tanh_squashed_defaults_act_on_the_unit_box():
     torch.testing.assert_close(dist.mode, torch.tanh(loc), rtol=0, atol=0)
 
 
+def test_tanh_squashed_shapes_broadcast_loc_scale_and_the_action_bounds():
+    """batch_shape and event_shape as torch.distributions defines them: the broadcast of loc,
+    scale, action_scale and action_bias, the last dimension being the action."""
+    dist = TanhSquashed(torch.zeros(4, 1), torch.ones(1, 3), action_scale=torch.ones(3), action_bias=0.0)
+    assert dist.batch_shape == (4,) and dist.event_shape == (3,)
+    dist = TanhSquashed(torch.zeros(3), torch.ones(2, 1, 3), action_scale=torch.ones(4, 3))
+    assert dist.batch_shape == (2, 4) and dist.event_shape == (3,)
+
+
+def test_a_tensor_action_scale_is_value_checked_only_when_validating():
+    """No host sync in the hot loop: validate_args=False skips the action_scale > 0 check."""
+    loc, scale, bad = torch.zeros(3), torch.ones(3), torch.tensor([1.0, -1.0, 1.0])
+    TanhSquashed(loc, scale, action_scale=bad, validate_args=False)
+    _one_line_value_error(lambda: TanhSquashed(loc, scale, action_scale=bad, validate_args=True),
+                          "action_scale must be > 0")
+
+
 def test_float_action_bounds_take_the_parameters_dtype():
     """A float action_scale / bias becomes a tensor of loc's dtype: float64 policies stay float64."""
     loc, scale = torch.randn(4, 3, dtype=F64), torch.rand(4, 3, dtype=F64) + 0.2
