@@ -148,8 +148,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = _did_you_mean(str(value), [str(c) for c in choices])
             raise ConfigError(
                 f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}{hint}"
             )
@@ -194,9 +193,14 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise TypeError(f"unsupported config field type {hint!r} at {where}")  # a bug in a schema
 
 
+def _did_you_mean(word: str, valid: list[str]) -> str:
+    """` (did you mean 'x'?)` for the closest of `valid`, or '' when none is close."""
+    close = difflib.get_close_matches(word, valid, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def _unknown_key(key: str, valid: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = _did_you_mean(key, valid)
     at = f"'{where}'" if where else "the top level"
     return ConfigError(
         f"unknown key '{join_key(where, key)}'{hint}; valid keys at {at}: {', '.join(valid)}"
