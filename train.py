@@ -10,17 +10,9 @@ checkpoint was written. The run directory it writes is described in README.md (T
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-
-# A waiting OpenMP thread sleeps at once instead of spinning (libgomp spins 300k times first), so
-# threads: auto does not collapse when other work shares the CPUs; idle it is slower than
-# spinning (README, Performance). libgomp reads this once, when torch loads it: set before the
-# import, and only if the user has not chosen a wait policy.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import torch
 

@@ -1,14 +1,15 @@
-"""`python train.py` idle and under load: torch threads against the OpenMP wait policy.
+"""`python train.py` idle and under load: torch threads, the thread governor and the OpenMP wait policy.
 
     python benchmarks/train_threads.py --config configs/sac_halfcheetah.yaml \
         --json benchmarks/results/train_threads_halfcheetah.json
 
 Every setting is a `python train.py` process (eval, checkpoints and W&B reduced to the minimum);
 its rate is the difference of a `--steps` short and long run (benchmarks/process_timing.py).
-A setting is a thread count (`auto`: train.py's default) and a wait policy: `default` leaves
-the environment alone (train.py then chooses), `spin` is libgomp's own default when nothing is
-set (GOMP_SPINCOUNT=300000: a waiting thread spins 300k times before it sleeps), `passive`
-sleeps at once (OMP_WAIT_POLICY=PASSIVE), `spin-N` spins N times. "Loaded" runs the same
+A setting is a thread count (`auto`: train.py's default), whether the run adapts its threads to
+other work (`--adapt on`: train.py's default `adapt_threads: true`; `off`: fixed threads) and a
+wait policy: `default` leaves the environment alone, `spin` is libgomp's own default when
+nothing is set (GOMP_SPINCOUNT=300000: a waiting thread spins 300k times before it sleeps),
+`passive` sleeps at once (OMP_WAIT_POLICY=PASSIVE), `spin-N` spins N times. "Loaded" runs the same
 settings while `--load` single-threaded numpy matmul loops (this script starts and stops
 them) compete for the CPUs. `--rounds` rounds alternate every setting; medians are reported.
 """
@@ -53,6 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "sac_halfcheetah.yaml")
     parser.add_argument("--threads", nargs="+", default=["1", "2"], help="torch threads; auto = train.py's default")
     parser.add_argument("--waits", nargs="+", default=["spin", "passive"], help="wait policies")
+    parser.add_argument("--adapt", nargs="+", choices=["on", "off"], default=["on", "off"],
+                        help="adapt_threads true / false")
     parser.add_argument("--load", type=int, default=1, help="competing busy processes in the loaded half (0: idle only)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--steps", type=int, nargs=2, default=[1500, 3000], metavar=("SHORT", "LONG"))
@@ -73,11 +76,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def train_command(threads: str, steps: int, out: Path, args: argparse.Namespace) -> list[str]:
+def train_command(threads: str, adapt: str, steps: int, out: Path, args: argparse.Namespace) -> list[str]:
     command = [sys.executable, str(REPO / "train.py"), "--config", str(args.config), "--out", str(out),
                f"total_steps={steps}", f"agent.learning_starts={args.learning_starts}", "device=cpu",
                "eval.every=0", "eval.episodes=1", "checkpoint.every=0", "wandb.mode=disabled",
-               *args.overrides]
+               f"adapt_threads={'true' if adapt == 'on' else 'false'}", *args.overrides]
     return command if threads == "auto" else [*command, f"threads={threads}"]
 
 
@@ -95,24 +98,26 @@ def stop_load(load: list[subprocess.Popen[bytes]]) -> None:
 
 def main() -> None:
     args = parse_args()
-    settings = [(threads, policy) for threads in args.threads for policy in args.waits]
+    settings = [(threads, adapt, policy) for threads in args.threads for adapt in args.adapt
+                for policy in args.waits]
     loads = [0] + ([args.load] if args.load else [])
     rates: dict[str, list[float | None]] = {}
     short, long = args.steps
     print(f"{args.config.name}: {len(settings)} settings x {len(loads)} loads x {args.rounds} rounds of a "
           f"{short}- and a {long}-step train.py run", flush=True)
     with tempfile.TemporaryDirectory() as scratch:  # an untimed run first fills inductor's disk cache
-        wall_time(train_command("1", short, Path(scratch) / "warmup", args), clean_env({"PYTHONPATH": str(REPO)}),
-                  args.timeout)
+        wall_time(train_command("1", "off", short, Path(scratch) / "warmup", args),
+                  clean_env({"PYTHONPATH": str(REPO)}), args.timeout)
         for round_index in range(args.rounds):
             for load in loads:
                 competing = start_load(load)
                 try:
-                    for threads, policy in settings:
-                        key = f"threads={threads} wait={policy} load={load}"
+                    for threads, adapt, policy in settings:
+                        key = f"threads={threads} adapt={adapt} wait={policy} load={load}"
                         env = clean_env({"PYTHONPATH": str(REPO), **wait_env(policy)})
-                        took = [wall_time(train_command(threads, steps, Path(scratch) / f"{key}-{round_index}-{steps}",
-                                                        args), env, args.timeout)
+                        run_dir = Path(scratch) / f"{key}-{round_index}".replace(" ", "_")
+                        took = [wall_time(train_command(threads, adapt, steps, run_dir / str(steps), args),
+                                          env, args.timeout)
                                 for steps in (short, long)]
                         rate = None if None in took else difference_rate(short, long, *took)  # type: ignore[arg-type]
                         rates.setdefault(key, []).append(rate)
@@ -122,16 +127,15 @@ def main() -> None:
                     stop_load(competing)
 
     medians: dict[str, float | None] = {}
-    print("\n| threads | wait policy | idle steps/s | loaded steps/s |\n| --- | --- | --- | --- |")
-    for threads, policy in settings:
+    print("\n| threads | adapt | wait policy | idle steps/s | loaded steps/s |\n| --- | --- | --- | --- | --- |")
+    for threads, adapt, policy in settings:
         row = []
         for load in loads:
-            values = rates[f"threads={threads} wait={policy} load={load}"]
-            finished = [v for v in values if v is not None]
-            median = statistics.median(finished) if len(finished) == len(values) else None
-            medians[f"threads={threads} wait={policy} load={load}"] = median
-            row.append(f"> {args.timeout:.0f} s a run" if median is None else f"{median:.1f}")
-        print(f"| {threads} | {policy} | " + " | ".join(row) + " |")
+            key = f"threads={threads} adapt={adapt} wait={policy} load={load}"
+            finished = [v for v in rates[key] if v is not None]
+            medians[key] = statistics.median(finished) if len(finished) == len(rates[key]) else None
+            row.append(f"> {args.timeout:.0f} s a run" if medians[key] is None else f"{medians[key]:.1f}")
+        print(f"| {threads} | {adapt} | {policy} | " + " | ".join(row) + " |")
     if args.json:
         result: dict[str, Any] = {"config": str(args.config.relative_to(REPO)) if args.config.is_relative_to(REPO) else str(args.config),
                                   "steps": args.steps, "learning_starts": args.learning_starts, "load": args.load,

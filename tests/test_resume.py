@@ -83,7 +83,7 @@ def test_an_override_the_saved_run_cannot_take_is_refused(
 ) -> None:
     line = resume_refused(run_dir, capsys, override, "total_steps=600")
     assert line.startswith(f"error: --resume cannot change {key} from "), line
-    assert "a resumed run may change only total_steps, device, threads, eval" in line
+    assert "a resumed run may change only total_steps, device, threads, adapt_threads, eval" in line
 
 
 def test_resume_config_accepts_the_sections_a_resumed_run_may_change(finished_run: Path) -> None:

@@ -115,8 +115,8 @@ def save_config(config: RunConfig, path: Path) -> None:
 # Sections a resumed run may change: how long it runs and how it evaluates, checkpoints and
 # reports. Everything else (kind, seed, env, agent, data, model, optim, estimator) is what the
 # checkpoint was trained with.
-RESUME_MAY_CHANGE = ("total_steps", "device", "threads", "eval", "checkpoint", "log", "wandb",
-                     "diagnostics")
+RESUME_MAY_CHANGE = ("total_steps", "device", "threads", "adapt_threads", "eval", "checkpoint",
+                     "log", "wandb", "diagnostics")
 
 
 def _flatten(data: dict[str, Any], where: str = "") -> dict[str, Any]:

@@ -27,7 +27,7 @@ import torch
 from agents.checkpoint import first_non_finite, list_checkpoints, save_checkpoint
 from agents.sac import GradientCheckError
 from training.config import RunConfig
-from training.runtime import library_versions
+from training.runtime import ThreadGovernor, library_versions, resolve_threads
 from training.sinks import MetricsFile, Progress, WandbSink
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -180,6 +180,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
                       group=config.wandb.group, tags=config.wandb.tags,
                       run_id=resume.wandb_id if resume else None)
     progress = Progress(config.total_steps, start_step, run_name)
+    # fewer torch threads while other processes use this run's CPUs (training/runtime.py)
+    governor = ThreadGovernor(resolve_threads(config.threads), adapt=config.adapt_threads)
     started = time.perf_counter()
     rate_clock, rate_step = started, start_step
 
@@ -237,13 +239,14 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
             after = before + learner.steps_per_advance
             logging = crossed(before, after, config.log.every) or after >= config.total_steps
             metrics = learner.advance(logging)
+            governor.poll()
             now = learner.step
             if logging:
                 clock = time.perf_counter()
                 steps_per_s = (now - rate_step) / max(clock - rate_clock, 1e-9)
                 rate_clock, rate_step = clock, now
                 log(metrics)
-                wandb.log(now, {"time/steps_per_s": steps_per_s})
+                wandb.log(now, {"time/steps_per_s": steps_per_s, "time/threads": governor.threads})
             progress.update(now - before, metrics if logging else None)
             if now < config.total_steps:
                 if crossed(before, now, config.eval.every):

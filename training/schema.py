@@ -101,12 +101,14 @@ class RunConfig:
     total_steps: int = 20000
     # auto picks cuda when torch sees a GPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # torch CPU threads, or auto: OMP_NUM_THREADS when set (Ray sets it for each sweep trial),
-    # else the CPUs this process may run on; train.py writes the resolved number in config.yaml.
-    # auto by default: train.py sets OMP_WAIT_POLICY=PASSIVE (unless you set a wait policy), so
-    # waiting OpenMP threads sleep instead of spinning and extra threads do not stall a loaded
-    # machine (README, Performance: threads and the OpenMP wait policy).
+    # torch CPU threads at most, or auto: OMP_NUM_THREADS when set (Ray sets it for each sweep
+    # trial), else the CPUs this process may run on; train.py writes the resolved number in
+    # config.yaml
     threads: int | Literal["auto"] = "auto"
+    # use fewer threads (down to 1) while other processes use this run's CPUs, read from
+    # /proc/stat once a second, and `threads` again when they stop: spinning OpenMP threads are
+    # fast idle and collapse under load (README, Performance: threads under load)
+    adapt_threads: bool = True
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)

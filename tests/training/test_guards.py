@@ -1,11 +1,13 @@
 """The non-finite guard on every path (a parameter before a checkpoint, an evaluation, REINFORCE
 and VAE runs) and W&B: failing in `log` or `finish` mid-run, and what an offline run holds,
-read back from its .wandb file. Runs go through train.main in this process.
+read back from its .wandb file, and the threads it logs under load. Runs go through train.main
+in this process.
 
 A failed run exits 1, writes summary.json as strict JSON (no NaN literals) with status failed
 and the reason, keeps its last good checkpoint, and never writes a non-finite one.
 """
 
+import contextlib
 import json
 import math
 import struct
@@ -19,6 +21,7 @@ import torch
 
 import train
 from agents.checkpoint import list_checkpoints, load_latest
+from tests.training.conftest import busy_processes
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SAC = ["agent.hidden_sizes=[32, 32]", "agent.batch_size=32", "agent.learning_starts=100",
@@ -253,3 +256,21 @@ def test_wandb_failing_mid_run_warns_once_and_the_run_completes_unchanged(
     assert (out / "metrics.jsonl").read_text() == reference_metrics
     assert calls["n"] == (3 if method == "log" else 1)  # after a failure the sink calls W&B no more
     assert math.isfinite(strict_json(out / "summary.json")["eval_return_mean"])
+
+
+@pytest.mark.parametrize("adapt", ["true", "false"])
+def test_a_run_logs_its_threads_and_steps_down_to_one_under_load(
+        tmp_path: Path, two_cpus: set[int], adapt: str) -> None:
+    """With adapt_threads, two processes spinning on the run's two CPUs take it to one torch
+    thread (the loop's governor reads /proc/stat once a second), and W&B's `time/threads` shows it.
+    Without, and idle, it keeps the two it was given (under load it would collapse: README)."""
+    out = tmp_path / "run"
+    load = busy_processes(two_cpus, 2) if adapt == "true" else contextlib.nullcontext()
+    with load:
+        assert train.main(["--out", str(out), "total_steps=1500", *TINY_SAC, "threads=2",
+                           f"adapt_threads={adapt}", "wandb.mode=offline"]) == 0
+    rows = [{item_name(item): json.loads(item.value_json) for item in r.history.item}
+            for r in finished_wandb_records(out) if r.WhichOneof("record_type") == "history"]
+    threads = [row["time/threads"] for row in rows if "time/threads" in row]
+    assert len(threads) == 15  # a row per 100 steps
+    assert threads[-1] == 1 if adapt == "true" else set(threads) == {2}
