@@ -59,8 +59,8 @@ class ReinforceConfig:
     gamma: float = 0.99
     # hidden layer widths of the policy and of V
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES): normal (the
-    # tanh-Gaussian), laplace or logistic; each tanh-squashed with its exact log-density
+    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES):
+    # normal (the tanh-Gaussian), laplace or logistic; each tanh-squashed with its exact log-density
     policy_distribution: LocationScaleFamily = "normal"
     # b(s) subtracted from the reward-to-go: none, mean (leave-one-out batch mean) or
     # value (learned V)

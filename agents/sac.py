@@ -80,8 +80,8 @@ class SACConfig:
     init_alpha: float = 1.0
     # entropy the tuned alpha aims for; None: -act_dim (the SAC paper's -|A|)
     target_entropy: float | None = None
-    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES): normal (the
-    # tanh-Gaussian), laplace or logistic; each tanh-squashed with its exact log-density
+    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES):
+    # normal (the tanh-Gaussian), laplace or logistic; each tanh-squashed with its exact log-density
     policy_distribution: LocationScaleFamily = "normal"
     # Q critics in the ensemble; targets and the actor use their minimum (2: clipped double-Q)
     num_critics: int = 2

@@ -16,8 +16,8 @@ class DataConfig:
 
     # dataset: `digits` (scikit-learn's bundled 8x8 digits, 1797 images) or `mnist` (local files)
     name: Literal["digits", "mnist"] = "digits"
-    # MNIST location: an .npz file, an IDX images file (.gz allowed) or a directory of them; null
-    # for digits
+    # MNIST location: an .npz file, an IDX images file (.gz allowed) or a directory of them;
+    # null for digits
     path: str | None = None
     # examples per optimizer step
     batch_size: int = 128
@@ -75,11 +75,11 @@ class ModelConfig:
     straight_through: bool = False
     # importance samples K of the IWAE bound (and of the Monte-Carlo ELBO) at evaluation, >= 1
     iwae_samples: int = 64
-    # Gaussian posterior: `diagonal` N(mu, diag sigma^2), or `flow` (that Gaussian pushed through a
-    # flow)
+    # Gaussian posterior: `diagonal` N(mu, diag sigma^2),
+    # or `flow` (that Gaussian pushed through a flow)
     posterior: Literal["diagonal", "flow"] = "diagonal"
-    # flow posterior: `planar` (Rezende & Mohamed 2015) or `coupling` (affine, Dinh et al. 2017)
-    # steps
+    # flow posterior: `planar` (Rezende & Mohamed 2015)
+    # or `coupling` (affine, Dinh et al. 2017) steps
     flow: Literal["planar", "coupling"] = "planar"
     # flow posterior: number of flow steps, >= 1
     flow_steps: int = 4
@@ -134,8 +134,8 @@ class OptimConfig:
     lr: float = 1.0e-3
     # latent samples K per example in each gradient estimate, >= 1 (>= 2 for leave_one_out)
     samples: int = 4
-    # score-function baseline: leave_one_out (mean of the other K-1 samples), ema (of the batch
-    # mean) or none
+    # score-function baseline: leave_one_out (mean of the other K-1 samples),
+    # ema (of the batch mean) or none
     baseline: Literal["leave_one_out", "ema", "none"] = "leave_one_out"
     # decay of the ema baseline, in [0, 1)
     baseline_decay: float = 0.99

@@ -341,8 +341,7 @@ def test_a_network_the_explicit_path_cannot_differentiate_falls_back_to_autograd
     monkeypatch.setattr(sac, "TanhSquashedActor", TanhActor)
     with pytest.warns(RuntimeWarning,
                       match=r"backprop: explicit cannot differentiate this network \(an MLP of "
-                                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not "
-                                            r"Linear with ReLU"):
+                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"):
         agent = SAC(3, 2, SACConfig(**TINY), CPU)
     assert not agent.explicit
     agent.update(random_batch(act_dim=2), log=False)  # trains, through autograd on the losses
@@ -356,8 +355,8 @@ def test_compiled_gradients_equal_eager() -> None:
     succeed here: its fallback warning is an error, or this would compare eager with eager."""
     validate_args = Distribution._validate_args
     compiled, _ = run_updates(SACConfig(lr=1e-2, compile=True, **TINY), log=False)
-    # torch.compile switches torch.distributions' argument checks off process-wide; SAC restores
-    # them
+    # torch.compile switches torch.distributions' argument checks off process-wide;
+    # SAC restores them
     assert Distribution._validate_args == validate_args
     eager, _ = run_updates(SACConfig(lr=1e-2, compile=False, **TINY), log=False)
     assert_same_agents(compiled, eager)
@@ -372,8 +371,7 @@ def test_a_failing_compile_warns_once_and_runs_eagerly(monkeypatch: pytest.Monke
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.warns(RuntimeWarning,
                       match=r"torch.compile of (critic|actor)_gradients failed \(RuntimeError: "
-                                            r"no C\+\+ compiler found\); running it "
-                                            r"eagerly") as warned:
+                            r"no C\+\+ compiler found\); running it eagerly") as warned:
         fallen_back, _ = run_updates(SACConfig(lr=1e-2, compile=True, **TINY), log=False)
     assert len(warned) == 2  # once per compiled function, not once per update
     eager, _ = run_updates(SACConfig(lr=1e-2, compile=False, **TINY), log=False)
