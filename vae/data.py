@@ -81,8 +81,8 @@ def read_idx_ubyte(path: Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape)) + header_bytes
     if len(raw) != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), file has "
-                         f"{len(raw)}")
+        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), "
+                         f"file has {len(raw)}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header_bytes).reshape(shape)  # flat -> shape
 
 
@@ -127,8 +127,8 @@ def load_mnist(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"MNIST path not found: {path} (expected an .npz file, an IDX file "
-                                "or a directory)")
+        raise FileNotFoundError(f"MNIST path not found: {path} "
+                                "(expected an .npz file, an IDX file or a directory)")
     if path.is_dir():
         files = sorted(f for f in path.iterdir() if f.name.endswith(IMAGE_SUFFIXES))
         if not files:
@@ -140,8 +140,8 @@ def load_mnist(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         images, labels = _read_idx_images([path])
     if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
         raise ValueError(
-            f"{path}: images must be a non-empty uint8 array (N, H, W), got {images.dtype} "
-            f"{images.shape}"
+            f"{path}: images must be a non-empty uint8 array (N, H, W), "
+            f"got {images.dtype} {images.shape}"
         )
     if labels is not None and labels.shape != (len(images),):
         raise ValueError(f"{path}: labels shape {labels.shape} does not match {len(images)} images")
