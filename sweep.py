@@ -1,4 +1,5 @@
-"""Many runs: `python sweep.py --config configs/sweeps/NAME.yaml [--out DIR] [--address ADDR] [key=value ...]`,
+"""Many runs:
+`python sweep.py --config configs/sweeps/NAME.yaml [--out DIR] [--address ADDR] [key=value ...]`,
 `python sweep.py --resume DIR [--address ADDR]`, `python sweep.py --report DIR [--json OUT]`.
 
 Each trial is exactly a `python train.py` run (its resolved config, its run directory under
@@ -28,20 +29,26 @@ from training.sweep import (
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Run a sweep of train.py runs (seeds x tasks x variants, or a search) on Ray Tune.",
-        epilog="Overrides use dotted keys of the sweep config, e.g. seeds=[0,1] overrides.total_steps=5000",
+        description="Run a sweep of train.py runs (seeds x tasks x variants, or a search) "
+                    "on Ray Tune.",
+        epilog="Overrides use dotted keys of the sweep config, e.g. seeds=[0,1] "
+               "overrides.total_steps=5000",
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--config", type=Path, help="sweep config (YAML), e.g. configs/sweeps/mujoco_100k.yaml")
+    what.add_argument("--config", type=Path,
+                      help="sweep config (YAML), e.g. configs/sweeps/mujoco_100k.yaml")
     what.add_argument("--resume", type=Path, metavar="DIR", help="finish the sweep in DIR")
-    what.add_argument("--report", type=Path, metavar="DIR", help="(re)write the report of the sweep in DIR")
+    what.add_argument("--report", type=Path, metavar="DIR",
+                      help="(re)write the report of the sweep in DIR")
     parser.add_argument("--out", type=Path, help="sweep directory (default: sweeps/<name>)")
-    parser.add_argument("--address", help="join this Ray cluster (auto, or host:port) instead of a local instance")
+    parser.add_argument("--address", help="join this Ray cluster (auto, or host:port) "
+                                          "instead of a local instance")
     parser.add_argument("--json", type=Path, help="with --report: also write report.json here")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="sweep config overrides")
     args = parser.parse_args(argv)
     if not args.config and (args.out or args.overrides):
-        parser.error("--out and overrides go with --config; --resume and --report take the sweep's own")
+        parser.error("--out and overrides go with --config; "
+                     "--resume and --report take the sweep's own")
     if args.json and not args.report:
         parser.error("--json goes with --report")
     return args

@@ -69,13 +69,15 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor) -> None:
+    def add(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor,
+            terminated: Tensor) -> None:
         """Append N transitions; any dtype/device, converted on copy (no other allocation)."""
         new = Batch(obs, action, reward, next_obs, terminated)
         n = obs.shape[0]
         for name, value, slot in zip(Batch._fields, new, self.storage, strict=True):
             if value.shape != (n, *slot.shape[1:]):
-                raise ValueError(f"shape mismatch: {name} {tuple(value.shape)} vs expected {(n, *slot.shape[1:])}")
+                raise ValueError(f"shape mismatch: {name} {tuple(value.shape)} vs expected "
+                                 f"{(n, *slot.shape[1:])}")
         if n > self.capacity:
             raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
         head = min(n, self.capacity - self.pos)  # rows that fit before the end of the ring
@@ -97,17 +99,21 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict[str, Any]:
         """The filled part (compact CPU copies, so a checkpoint does not hold the empty rest)."""
-        stored = {name: slot[: self.size].to("cpu", copy=True) for name, slot in zip(Batch._fields, self.storage, strict=True)}
-        return {**stored, "pos": self.pos, "size": self.size, "generator": self._generator.get_state()}
+        stored = {name: slot[: self.size].to("cpu", copy=True)
+                  for name, slot in zip(Batch._fields, self.storage, strict=True)}
+        return {**stored, "pos": self.pos, "size": self.size,
+                "generator": self._generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         size = state["size"]
         if size > self.capacity:
-            raise ValueError(f"saved buffer holds {size} transitions, more than this capacity {self.capacity}")
+            raise ValueError(f"saved buffer holds {size} transitions, more than this capacity "
+                             f"{self.capacity}")
         for name, slot in zip(Batch._fields, self.storage, strict=True):
             saved = state[name]
             if saved.shape != (size, *slot.shape[1:]):
-                raise ValueError(f"shape mismatch: saved {name} {tuple(saved.shape)} vs expected {(size, *slot.shape[1:])}")
+                raise ValueError(f"shape mismatch: saved {name} {tuple(saved.shape)} vs expected "
+                                 f"{(size, *slot.shape[1:])}")
             slot[:size].copy_(saved)
         self.pos, self.size = state["pos"], size
         self._generator.set_state(state["generator"])

@@ -91,9 +91,11 @@ def load_file(path: Path) -> dict[str, Any]:
                 f"refusing to load {path}: it contains pickled objects beyond plain tensors and "
                 "numbers (possibly code), which weights_only loading does not execute"
             ) from None
-        raise OSError(f"{path.name} is not a readable checkpoint: {str(e).splitlines()[0]}") from None
+        raise OSError(f"{path.name} is not a readable checkpoint: "
+                      f"{str(e).splitlines()[0]}") from None
     except (RuntimeError, EOFError, ValueError) as e:
-        raise OSError(f"{path.name} is not a readable checkpoint: {str(e).splitlines()[0]}") from None
+        raise OSError(f"{path.name} is not a readable checkpoint: "
+                      f"{str(e).splitlines()[0]}") from None
     if not isinstance(state, dict):
         raise OSError(f"{path.name} does not hold a checkpoint dictionary")
     return state
@@ -112,7 +114,8 @@ def load_latest(directory: Path) -> tuple[dict[str, Any], Path]:
         except OSError as e:
             warnings.warn(f"skipping checkpoint: {e}; trying the previous one", stacklevel=2)
     if candidates:
-        raise FileNotFoundError(f"no readable checkpoint in {directory} ({len(candidates)} corrupted)")
+        raise FileNotFoundError(f"no readable checkpoint in {directory} "
+                                f"({len(candidates)} corrupted)")
     raise FileNotFoundError(f"no checkpoint in {directory}")
 
 

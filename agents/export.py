@@ -54,8 +54,9 @@ def export_onnx(policy: Policy, out: Path, opset: int = OPSET) -> None:
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        torch.onnx.export(module, (example,), str(out), input_names=["obs"], output_names=["action"],
-                          opset_version=opset, dynamo=True, verbose=False, external_data=False,
+        torch.onnx.export(module, (example,), str(out), input_names=["obs"],
+                          output_names=["action"], opset_version=opset, dynamo=True,
+                          verbose=False, external_data=False,
                           dynamic_shapes={"obs": {0: torch.export.Dim("batch")}})
 
 
@@ -70,14 +71,18 @@ def max_difference(policy: Policy, onnx_path: Path, samples: int, seed: int) -> 
     expected = policy(obs).numpy()  # (N, A)
     batched = session.run(["action"], {"obs": obs.numpy()})[0]  # (N, A)
     single = [session.run(["action"], {"obs": row[None]})[0][0] for row in obs.numpy()]  # N x (A,)
-    return float(max(abs(batched - expected).max(), max(abs(s - e).max() for s, e in zip(single, expected, strict=True))))
+    return float(max(abs(batched - expected).max(),
+                     max(abs(s - e).max() for s, e in zip(single, expected, strict=True))))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agents.export",
-                                     description="Export the deterministic policy of a SAC or REINFORCE run to ONNX.")
-    parser.add_argument("--run", required=True, type=Path, help="run directory (config.yaml, checkpoints/)")
-    parser.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="where to write the model")
+                                     description="Export the deterministic policy of a SAC or "
+                                                 "REINFORCE run to ONNX.")
+    parser.add_argument("--run", required=True, type=Path,
+                        help="run directory (config.yaml, checkpoints/)")
+    parser.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx",
+                        help="where to write the model")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     parser.add_argument("--check", type=int, default=256, metavar="N",
                         help="random observations of the onnxruntime check (default 256)")
@@ -100,13 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     obs_dim, act_dim = policy.observation_space.shape[0], policy.action_space.shape[0]
     export_onnx(policy, args.onnx, args.opset)
-    print(f"wrote {args.onnx}: {policy.kind} {policy.env_id} checkpoint {policy.checkpoint.name} (step {policy.step}), "
-          f"opset {args.opset}, input obs (batch, {obs_dim}) float32 -> action (batch, {act_dim}) "
-          f"in [{policy.action_space.low.min():g}, {policy.action_space.high.max():g}]")
+    print(f"wrote {args.onnx}: {policy.kind} {policy.env_id} checkpoint {policy.checkpoint.name} "
+          f"(step {policy.step}), opset {args.opset}, input obs (batch, {obs_dim}) float32 -> "
+          f"action (batch, {act_dim}) in [{policy.action_space.low.min():g}, "
+          f"{policy.action_space.high.max():g}]")
     difference = max_difference(policy, args.onnx, args.check, args.seed)
     verdict = "ok" if difference <= TOLERANCE else f"FAILED (> {TOLERANCE:g})"
-    print(f"onnxruntime vs load_policy on {args.check} random observations (batch {args.check} and batch 1): "
-          f"max abs difference {difference:.3g}: {verdict}")
+    print(f"onnxruntime vs load_policy on {args.check} random observations (batch {args.check} and "
+          f"batch 1): max abs difference {difference:.3g}: {verdict}")
     return 0 if difference <= TOLERANCE else 1
 
 

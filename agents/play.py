@@ -27,13 +27,18 @@ from envs.video import VideoWriter, frames_per_second, prepare_rendering
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agents.play",
-                                     description="Play (and film) the policy of a SAC or REINFORCE run.")
-    parser.add_argument("--run", required=True, type=Path, help="run directory (config.yaml, checkpoints/)")
+                                     description="Play (and film) the policy of a SAC or "
+                                                 "REINFORCE run.")
+    parser.add_argument("--run", required=True, type=Path,
+                        help="run directory (config.yaml, checkpoints/)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes to play (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the env (and of --stochastic's noise)")
-    parser.add_argument("--video", type=Path, metavar="OUT.mp4", help="write the episodes as an MP4 here")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the env (and of --stochastic's noise)")
+    parser.add_argument("--video", type=Path, metavar="OUT.mp4",
+                        help="write the episodes as an MP4 here")
     parser.add_argument("--stochastic", action="store_true",
-                        help="sample actions from the policy (default: its deterministic mode, as evaluated)")
+                        help="sample actions from the policy (default: its deterministic mode, "
+                             "as evaluated)")
     return parser
 
 
@@ -70,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, (episode_return, length) in enumerate(zip(returns, lengths, strict=True)):
         print(f"episode {i}: return {episode_return:.2f}, length {length}")
     if args.episodes > 1:
-        print(f"mean return {np.mean(returns):.2f} +- {np.std(returns):.2f} over {args.episodes} episodes")
+        print(f"mean return {np.mean(returns):.2f} +- {np.std(returns):.2f} "
+              f"over {args.episodes} episodes")
     if video is not None:
         print(f"wrote {video.path} ({video.frames} frames at {frames_per_second(env):g} fps, "
               f"drawn with {renderer})")

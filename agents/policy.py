@@ -39,7 +39,8 @@ class Policy(nn.Module):
         super().__init__()
         self.actor, self.deterministic = actor, deterministic
         # What it came from, without the checkpoint's contents (a replay buffer can be GiBs).
-        self.kind, self.env_id, self.checkpoint, self.step = run.kind, run.env_id, run.checkpoint, run.step
+        self.kind, self.env_id, self.checkpoint, self.step = (run.kind, run.env_id, run.checkpoint,
+                                                              run.step)
         self.observation_space, self.action_space = observation_space, action_space
 
     @property
@@ -75,8 +76,9 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "cpu",
         actor.load_state_dict(run.state["learner"]["agent"]["actor"])
     except (KeyError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise RunError(f"{run.checkpoint} does not hold an actor for {run.env_id} with hidden sizes "
-                       f"{run.config['agent']['hidden_sizes']} ({first})") from None
+        raise RunError(f"{run.checkpoint} does not hold an actor for {run.env_id} "
+                       f"with hidden sizes {run.config['agent']['hidden_sizes']} "
+                       f"({first})") from None
     low = torch.as_tensor(action_space.low, dtype=torch.float32)
     high = torch.as_tensor(action_space.high, dtype=torch.float32)
     actor.action_scale = (high - low) / 2  # (A,): maps tanh's (-1, 1) onto (low, high)

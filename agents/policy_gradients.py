@@ -55,7 +55,8 @@ METRIC_NAMES = {
 Actor = Callable[[Tensor], TanhSquashed]
 
 
-def actor_objective(critic: nn.Module, obs: Tensor, action: Tensor, log_prob: Tensor, alpha: Tensor | float) -> Tensor:
+def actor_objective(critic: nn.Module, obs: Tensor, action: Tensor, log_prob: Tensor,
+                    alpha: Tensor | float) -> Tensor:
     """The integrand of J: min_e Q_e(s, a) - alpha log pi(a | s), per state-action pair.
 
     The critic is evaluated with detached weights (`detach_params=True`), as SAC's actor loss
@@ -67,15 +68,18 @@ def actor_objective(critic: nn.Module, obs: Tensor, action: Tensor, log_prob: Te
     return q - alpha * log_prob
 
 
-def soft_value_baseline(dist: TanhSquashed, critic: nn.Module, obs: Tensor, alpha: Tensor | float, num_samples: int) -> Tensor:
-    """b(s) = mean_m [Q(s, a'_m) - alpha log pi(a'_m | s)] over `num_samples` fresh draws; no gradient.
+def soft_value_baseline(dist: TanhSquashed, critic: nn.Module, obs: Tensor, alpha: Tensor | float,
+                        num_samples: int) -> Tensor:
+    """b(s) = mean_m [Q(s, a'_m) - alpha log pi(a'_m | s)] over `num_samples` fresh
+    draws; no gradient.
 
     Shapes: dist batch (B,), obs (B, O) -> (B,).
     """
     with torch.no_grad():
         action, log_prob = dist.rsample_and_log_prob((num_samples,))  # (M, B, A), (M, B)
         repeated = obs.expand(num_samples, *obs.shape)  # (B, O) -> (M, B, O), no copy
-        f = actor_objective(critic, repeated.flatten(0, 1), action.flatten(0, 1), log_prob.flatten(), alpha)  # (M*B,)
+        f = actor_objective(critic, repeated.flatten(0, 1), action.flatten(0, 1),
+                            log_prob.flatten(), alpha)  # (M*B,)
         return f.view(num_samples, -1).mean(dim=0)  # (M*B,) -> (M, B) -> (B,)
 
 
@@ -109,7 +113,8 @@ def actor_surrogate(
     return score_function_surrogate(f, log_prob, baseline)
 
 
-def reference_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, alpha: Tensor | float, draws: int) -> Tensor:
+def reference_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, alpha: Tensor | float,
+                       draws: int) -> Tensor:
     """grad J at the states `obs`, pathwise, averaged over `draws` actions per state.
 
     Computed in chunks of at most REFERENCE_CHUNK state-action pairs (equal-size chunks, so
@@ -126,7 +131,8 @@ def reference_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, alpha: 
         dist = actor(obs)
         action, log_prob = dist.rsample_and_log_prob((per_chunk,))  # (D, B, A), (D, B)
         repeated = obs.expand(per_chunk, *obs.shape)  # (B, O) -> (D, B, O), no copy
-        f = actor_objective(critic, repeated.flatten(0, 1), action.flatten(0, 1), log_prob.flatten(), alpha)  # (D*B,)
+        f = actor_objective(critic, repeated.flatten(0, 1), action.flatten(0, 1),
+                            log_prob.flatten(), alpha)  # (D*B,)
         grads = torch.autograd.grad(pathwise_surrogate(f), params)
         total += torch.cat([g.reshape(-1) for g in grads])  # P_i each -> (P,)
     return total / (draws // per_chunk)
@@ -167,14 +173,16 @@ def sac_gradient_figures(
         baseline = soft_value_baseline(actor(obs), critic, obs, alpha, BASELINE_SAMPLES)
     return {
         name: summarize(
-            gradient_samples(partial(actor_surrogate, name, actor, critic, obs, alpha, baseline), params, repeats),
+            gradient_samples(partial(actor_surrogate, name, actor, critic, obs, alpha, baseline),
+                             params, repeats),
             reference,
         )
         for name in ESTIMATORS
     }
 
 
-def sac_gradient_metrics(actor: nn.Module, critic: nn.Module, obs: Tensor, alpha: Tensor | float) -> dict[str, float]:
+def sac_gradient_metrics(actor: nn.Module, critic: nn.Module, obs: Tensor,
+                         alpha: Tensor | float) -> dict[str, float]:
     """In-training figures for SAC: `grad/<estimator>_<var_trace|norm_mean|cosine|snr>` for the
     three estimators at the update's states, DIAGNOSTIC_REPEATS estimates each.
 

@@ -59,16 +59,18 @@ class ReinforceConfig:
     gamma: float = 0.99
     # hidden layer widths of the policy and of V
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES): normal (the tanh-Gaussian),
-    # laplace or logistic; each tanh-squashed with its exact log-density
+    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES):
+    # normal (the tanh-Gaussian), laplace or logistic; each tanh-squashed with its exact log-density
     policy_distribution: LocationScaleFamily = "normal"
-    # b(s) subtracted from the reward-to-go: none, mean (leave-one-out batch mean) or value (learned V)
+    # b(s) subtracted from the reward-to-go: none, mean (leave-one-out batch mean) or
+    # value (learned V)
     baseline: Literal["none", "mean", "value"] = "value"
     # Adam learning rate of V (baseline: value)
     value_lr: float = 1e-3
     # full-batch regression steps of V per batch (baseline: value)
     value_steps: int = 5
-    # score only steps whose episode ends in the batch (true), or all, bootstrapping cut episodes from V (false)
+    # score only steps whose episode ends in the batch (true), or all, bootstrapping cut episodes
+    # from V (false)
     whole_episodes: bool = False
     # rescale the advantages of each batch to mean 0, std 1
     normalize_advantage: bool = True
@@ -118,7 +120,8 @@ class ScoredBatch:
         return self.returns.shape[0]
 
 
-def policy_surrogate(log_prob: Tensor, returns: Tensor, baseline: Tensor | None, normalize: bool) -> Tensor:
+def policy_surrogate(log_prob: Tensor, returns: Tensor, baseline: Tensor | None,
+                     normalize: bool) -> Tensor:
     """Surrogate whose gradient is mean_t A_t grad log pi(a_t | s_t), A_t = G_t - b_t.
 
     With `normalize`, A_t becomes (A_t - mean A) / std A over the batch: the mean is one more
@@ -130,7 +133,8 @@ def policy_surrogate(log_prob: Tensor, returns: Tensor, baseline: Tensor | None,
     if not normalize:
         return score_function_surrogate(returns, log_prob, baseline)
     advantage = returns if baseline is None else returns - baseline
-    advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-8)  # (M,), mean/std (M,) -> ()
+    # (M,), mean/std (M,) -> ()
+    advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-8)
     return score_function_surrogate(advantage, log_prob)
 
 
@@ -149,19 +153,24 @@ def reinforce_gradient_figures(
     Shapes: batch with M >= 2 steps.
     """
     params = list(actor.parameters())
-    baseline = batch.baseline if batch.baseline is not None else leave_one_out_baseline(batch.returns)
+    baseline = (batch.baseline if batch.baseline is not None
+                else leave_one_out_baseline(batch.returns))
 
     def estimate(index: Tensor | None, with_baseline: bool) -> Tensor:
         pick = slice(None) if index is None else index
         log_prob = actor(batch.obs[pick]).log_prob_pre_squash(batch.pre_squash[pick])  # (m,)
-        return policy_surrogate(log_prob, batch.returns[pick], baseline[pick] if with_baseline else None, False)
+        return policy_surrogate(log_prob, batch.returns[pick],
+                                baseline[pick] if with_baseline else None, False)
 
     def minibatch_estimate(with_baseline: bool) -> Tensor:
-        return estimate(torch.randint(len(batch), (minibatch,), device=batch.returns.device), with_baseline)
+        return estimate(torch.randint(len(batch), (minibatch,), device=batch.returns.device),
+                        with_baseline)
 
     reference = gradient_samples(partial(estimate, None, True), params, 1)[0]  # (1, P) -> (P,)
     return {
-        name: summarize(gradient_samples(partial(minibatch_estimate, with_baseline), params, repeats), reference)
+        name: summarize(
+            gradient_samples(partial(minibatch_estimate, with_baseline), params, repeats),
+            reference)
         for name, with_baseline in (("score_function", False), ("score_function_baseline", True))
     }
 
@@ -176,11 +185,13 @@ class Reinforce:
     before the update); `update(batch, log)` takes one policy-gradient step and then fits V.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, config: ReinforceConfig, device: torch.device) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, config: ReinforceConfig,
+                 device: torch.device) -> None:
         self.config = config
         self.actor = TanhSquashedActor(obs_dim, act_dim, config.hidden_sizes,
                                        config.policy_distribution).to(device)
-        self.value = ValueNetwork(obs_dim, config.hidden_sizes).to(device) if config.baseline == "value" else None
+        self.value = (ValueNetwork(obs_dim, config.hidden_sizes).to(device)
+                      if config.baseline == "value" else None)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
         self.value_optimizer = (
             None if self.value is None
@@ -190,13 +201,15 @@ class Reinforce:
 
     @torch.no_grad()
     def score(self, rollout: Rollout) -> ScoredBatch:
-        """Reward-to-go, baseline and scored-step mask of a rollout, flattened to the scored steps."""
+        """Reward-to-go, baseline and scored-step mask of a rollout,
+        flattened to the scored steps."""
         next_value = torch.zeros_like(rollout.reward)  # (T, N): no learned V -> no bootstrap
         value = None
         if self.value is not None:
             value = self.value(rollout.obs)  # (T, N, O) -> (T, N)
             next_value = self.value(rollout.next_obs)  # (T, N, O) -> (T, N)
-        returns = reward_to_go(rollout.reward, rollout.terminated, rollout.truncated, next_value, self.config.gamma)
+        returns = reward_to_go(rollout.reward, rollout.terminated, rollout.truncated, next_value,
+                               self.config.gamma)
         if self.config.whole_episodes:
             scored = complete_episode_mask(rollout.terminated, rollout.truncated)  # (T, N)
         else:
@@ -219,7 +232,8 @@ class Reinforce:
         config = self.config
         dist = self.actor(batch.obs)
         log_prob = dist.log_prob_pre_squash(batch.pre_squash)  # (M,): the stored draw, scored again
-        objective = policy_surrogate(log_prob, batch.returns, batch.baseline, config.normalize_advantage)
+        objective = policy_surrogate(log_prob, batch.returns, batch.baseline,
+                                     config.normalize_advantage)
         if config.entropy_coef > 0:
             # Pathwise entropy estimate from a fresh draw: -log pi of the *stored* actions has a
             # zero-mean gradient (E[grad log pi] = 0), so it would add only noise.
@@ -233,7 +247,8 @@ class Reinforce:
         self.actor_optimizer.step()
 
         explained_variance = loss_value = None
-        if self.value is not None and self.value_optimizer is not None and batch.baseline is not None:
+        if (self.value is not None and self.value_optimizer is not None
+                and batch.baseline is not None):
             if log:  # measured on V before the fit
                 residual_var = (batch.returns - batch.baseline).var()  # (M,) -> ()
                 explained_variance = 1.0 - residual_var / batch.returns.var().clamp_min(1e-8)
@@ -263,7 +278,8 @@ class Reinforce:
             "actor": self.actor.state_dict(),
             "value": None if self.value is None else self.value.state_dict(),
             "actor_optimizer": self.actor_optimizer.state_dict(),
-            "value_optimizer": None if self.value_optimizer is None else self.value_optimizer.state_dict(),
+            "value_optimizer": (None if self.value_optimizer is None
+                                else self.value_optimizer.state_dict()),
             "num_updates": self.num_updates,
         }
 
@@ -320,7 +336,8 @@ class ReinforceLearner:
                 self.agent.num_updates,
                 log,
                 lambda: metric_keys(
-                    reinforce_gradient_figures(self.agent.actor, batch, DIAGNOSTIC_BATCH, DIAGNOSTIC_REPEATS)
+                    reinforce_gradient_figures(self.agent.actor, batch, DIAGNOSTIC_BATCH,
+                                               DIAGNOSTIC_REPEATS)
                 ),
             )
             metrics |= self.agent.update(batch, log)

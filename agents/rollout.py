@@ -93,7 +93,9 @@ def collect_rollout(
         dist = policy(torch.from_numpy(obs_buffer[t]).to(device))
         u = dist.sample_pre_squash()  # (N, A)
         pre_squash[t] = u.cpu().numpy()
-        current, reward[t], terminated[t], truncated[t], infos = env.step(dist.squash(u).cpu().numpy())
+        current, reward[t], terminated[t], truncated[t], infos = env.step(
+            dist.squash(u).cpu().numpy()
+        )
         next_obs_buffer[t] = true_next_obs(current, infos)  # `current` may start new episodes
         episodes.record(infos)
     rollout = Rollout(

@@ -80,8 +80,8 @@ class SACConfig:
     init_alpha: float = 1.0
     # entropy the tuned alpha aims for; None: -act_dim (the SAC paper's -|A|)
     target_entropy: float | None = None
-    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES): normal (the tanh-Gaussian),
-    # laplace or logistic; each tanh-squashed with its exact log-density
+    # the policy's pre-squash family (estimators.LOCATION_SCALE_FAMILIES):
+    # normal (the tanh-Gaussian), laplace or logistic; each tanh-squashed with its exact log-density
     policy_distribution: LocationScaleFamily = "normal"
     # Q critics in the ensemble; targets and the actor use their minimum (2: clipped double-Q)
     num_critics: int = 2
@@ -112,11 +112,14 @@ class SACConfig:
         if not self.init_alpha > 0:
             raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
         if self.backprop not in BACKPROP:
-            raise ValueError(f"backprop must be one of {', '.join(BACKPROP)}, got {self.backprop!r}")
+            raise ValueError(f"backprop must be one of {', '.join(BACKPROP)}, got "
+                             f"{self.backprop!r}")
         if self.compile and self.backprop != "explicit":
-            raise ValueError("compile: true needs backprop: explicit (compiling the autograd losses was slower)")
+            raise ValueError("compile: true needs backprop: explicit (compiling the autograd "
+                             "losses was slower)")
         if self.target_entropy is not None and not math.isfinite(self.target_entropy):
-            raise ValueError(f"target_entropy must be a finite number or null, got {self.target_entropy}")
+            raise ValueError("target_entropy must be a finite number or null, got "
+                             f"{self.target_entropy}")
 
 
 # ---------------------------------------------------------------------------------- losses
@@ -149,7 +152,8 @@ def critic_loss(
 def soft_q_target(
     target_critic: EnsembleQ, actor: TanhSquashedActor, batch: Batch, alpha: Tensor, gamma: float
 ) -> Tensor:
-    """y = r + gamma (1 - terminated) (min_e Qtarget_e(s', a') - alpha log pi(a' | s')), a' ~ pi(. | s').
+    """y = r + gamma (1 - terminated) (min_e Qtarget_e(s', a') - alpha log pi(a' | s')),
+    a' ~ pi(. | s').
 
     SAC eq. 3 and 6, without gradient. Shapes: batch fields (B, ...) -> (B,).
     """
@@ -196,7 +200,8 @@ def alpha_loss(
 
 
 def critic_gradients(
-    critic: EnsembleQ, target_critic: EnsembleQ, actor: TanhSquashedActor, batch: Batch, alpha: Tensor, gamma: float
+    critic: EnsembleQ, target_critic: EnsembleQ, actor: TanhSquashedActor, batch: Batch,
+    alpha: Tensor, gamma: float
 ) -> tuple[list[Tensor], Tensor, Tensor]:
     """dJ_Q / d(critic parameters) of `critic_loss`, with the backward pass written out.
 
@@ -205,7 +210,8 @@ def critic_gradients(
     """
     layers = backprop.affine_layers(critic)
     q_target = soft_q_target(target_critic, actor, batch, alpha, gamma)  # (B,)
-    q, inputs = backprop.forward_keeping_inputs(layers, critic.stack_inputs(batch.obs, batch.action))  # (E, B, 1)
+    q, inputs = backprop.forward_keeping_inputs(
+        layers, critic.stack_inputs(batch.obs, batch.action))  # (E, B, 1)
     residual = q.squeeze(-1) - q_target  # (E, B)
     loss = 0.5 * q.shape[0] * residual.square().mean()  # J_Q = 1/2 sum_e mean_b (q - y)^2
     grad_q = residual.unsqueeze(-1) / q.shape[1]  # dJ_Q / dq_eb = (q_eb - y_b) / B, (E, B, 1)
@@ -229,48 +235,58 @@ def actor_gradients(
     dist = actor.distribution(out)
     u = dist.base.rsample()  # pre-squash draw u = loc + scale * eps, (B, A)
     action, log_prob = dist.squash(u), dist.log_prob_pre_squash(u)  # (B, A), (B,)
-    q, critic_inputs = backprop.forward_keeping_inputs(critic_layers, critic.stack_inputs(obs, action))  # (E, B, 1)
+    q, critic_inputs = backprop.forward_keeping_inputs(
+        critic_layers, critic.stack_inputs(obs, action))  # (E, B, 1)
     min_q, argmin = q.squeeze(-1).min(dim=0)  # (E, B) -> (B,), (B,)
     loss = (alpha * log_prob - min_q).mean()  # J_pi = E[alpha log pi(a|s) - min_e Q_e(s, a)]
     # dJ_pi / dQ_eb = -1/B for the critic e that is the minimum at b, 0 for the others
     grad_q = torch.zeros_like(q).scatter_(0, argmin.view(1, -1, 1), -1.0 / batch_size)
     grad_x = backprop.input_grad(critic_layers, critic_inputs, grad_q)  # (E, B, O + A)
-    grad_action = grad_x[..., -action.shape[-1]:].sum(0)  # (E, B, O + A) -> (B, A): every critic sees a
+    # (E, B, O + A) -> (B, A): every critic sees a
+    grad_action = grad_x[..., -action.shape[-1]:].sum(0)
     grad_log_prob = (alpha / batch_size).expand(batch_size)  # dJ_pi / dlog pi_b = alpha / B
     grad_loc, grad_log_std = dist.rsample_and_log_prob_backward(u, grad_action, grad_log_prob)
-    grad_raw = grad_log_std * actor.bound_log_std_grad(out.chunk(2, dim=-1)[1])  # through the log-std bound
-    grad_out = torch.cat([grad_loc, grad_raw], dim=-1)  # (B, 2A), as the MLP's output (loc, raw log-std)
+    # through the log-std bound
+    grad_raw = grad_log_std * actor.bound_log_std_grad(out.chunk(2, dim=-1)[1])
+    # (B, 2A), as the MLP's output (loc, raw log-std)
+    grad_out = torch.cat([grad_loc, grad_raw], dim=-1)
     grads = backprop.param_grads(actor_layers, actor_inputs, grad_out)
     loss_alpha = None
     if target_entropy is not None:
-        # J(alpha) = -mean(log_alpha (log pi + target_entropy)), so dJ / dlog_alpha = -mean(log pi + target_entropy)
+        # J(alpha) = -mean(log_alpha (log pi + target_entropy)), so
+        # dJ / dlog_alpha = -mean(log pi + target_entropy)
         grad_log_alpha = -(log_prob + target_entropy).mean()
         loss_alpha = log_alpha * grad_log_alpha
         grads.append(grad_log_alpha)
     return grads, loss, loss_alpha, log_prob, dist.scale
 
 
-def autograd_gradients(loss: Callable[[], Tensor], params: list[Tensor], device: torch.device) -> list[Tensor]:
+def autograd_gradients(loss: Callable[[], Tensor], params: list[Tensor],
+                       device: torch.device) -> list[Tensor]:
     """d loss() / d params by torch.autograd, with the RNG restored afterwards: the next call
     that draws noise (the explicit gradients being checked) draws the same noise."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
+    with (torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+          torch.enable_grad()):
         return list(torch.autograd.grad(loss(), params))
 
 
-def check_gradients(explicit: list[Tensor], autograd: list[Tensor], names: list[str], loss: str, by_hand: str) -> None:
+def check_gradients(explicit: list[Tensor], autograd: list[Tensor], names: list[str], loss: str,
+                    by_hand: str) -> None:
     """Raise GradientCheckError naming `loss` unless every explicit gradient is within the
     tolerance (GRAD_CHECK_RTOL, GRAD_CHECK_ATOL) of autograd's. Norms in float64: a diverging run's
     float32 gradients (~1e20) overflow a float32 norm. Where autograd's own gradient is not finite
     there is nothing to compare; the NaN guard stops that run. One host sync."""
     errors = torch.stack([
-        torch.where(w.isfinite().all(), (g.double() - w.double()).norm() - GRAD_CHECK_RTOL * w.double().norm(), 0.0)
+        torch.where(w.isfinite().all(),
+                    (g.double() - w.double()).norm() - GRAD_CHECK_RTOL * w.double().norm(), 0.0)
         - GRAD_CHECK_ATOL for g, w in zip(explicit, autograd, strict=True)]).tolist()
-    bad = [name for name, error in zip(names, errors, strict=True) if not error <= 0.0]  # a NaN fails too
+    # a NaN fails too
+    bad = [name for name, error in zip(names, errors, strict=True) if not error <= 0.0]
     if bad:
         raise GradientCheckError(
-            f"the gradient of {loss} differs from its hand-written backward pass {by_hand} (in {', '.join(bad)}): "
-            f"{loss} or the networks were changed; set agent.backprop=autograd to train the loss functions "
-            f"as they are, or update {by_hand} to match")
+            f"the gradient of {loss} differs from its hand-written backward pass {by_hand} (in "
+            f"{', '.join(bad)}): {loss} or the networks were changed; set agent.backprop=autograd "
+            f"to train the loss functions as they are, or update {by_hand} to match")
 
 
 # ---------------------------------------------------------------------------------- agent
@@ -307,12 +323,13 @@ def compile_or_eager(fn: Callable[..., Any]) -> Callable[..., Any]:
         nonlocal current
         try:
             return current(*args, **kwargs)
-        except Exception as error:  # e.g. no C++ compiler for inductor; an error of fn itself re-raises below
+        # e.g. no C++ compiler for inductor; an error of fn itself re-raises below
+        except Exception as error:
             if current is fn:
                 raise
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            warnings.warn(f"torch.compile of {fn.__name__} failed ({type(error).__name__}: {reason}); "
-                          "running it eagerly", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"torch.compile of {fn.__name__} failed ({type(error).__name__}: "
+                          f"{reason}); running it eagerly", RuntimeWarning, stacklevel=2)
             current = fn
             return fn(*args, **kwargs)
 
@@ -337,9 +354,10 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads: list[Tensor]) -> No
         return
     states = [optimizer.state[param] for param in params]
     adam(
-        params, grads, [state["exp_avg"] for state in states], [state["exp_avg_sq"] for state in states], [],
-        [state["step"] for state in states], fused=group["fused"], foreach=group["foreach"], amsgrad=False,
-        lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=group["weight_decay"],
+        params, grads, [state["exp_avg"] for state in states],
+        [state["exp_avg_sq"] for state in states], [], [state["step"] for state in states],
+        fused=group["fused"], foreach=group["foreach"], amsgrad=False, lr=group["lr"],
+        beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=group["weight_decay"],
         eps=group["eps"], maximize=group["maximize"],
     )
 
@@ -361,16 +379,19 @@ class SAC:
         self.config = config
         self.actor = TanhSquashedActor(obs_dim, act_dim, config.hidden_sizes,
                                        config.policy_distribution).to(device)
-        self.critic = EnsembleQ(obs_dim, act_dim, config.hidden_sizes, config.num_critics).to(device)
+        self.critic = EnsembleQ(obs_dim, act_dim, config.hidden_sizes,
+                                config.num_critics).to(device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy
+        self.target_entropy = (-float(act_dim) if config.target_entropy is None
+                               else config.target_entropy)
         self.log_alpha = torch.tensor(
             math.log(config.init_alpha), device=device, requires_grad=config.autotune_alpha
         )
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr, fused=True)
         # One Adam for the actor and log_alpha: Adam updates every parameter separately with its
         # own moments, so at the shared lr this equals two optimizers, in one fused kernel.
-        policy_params = [*self.actor.parameters(), *([self.log_alpha] if config.autotune_alpha else [])]
+        policy_params = [*self.actor.parameters(),
+                         *([self.log_alpha] if config.autotune_alpha else [])]
         self.policy_optimizer = torch.optim.Adam(policy_params, lr=config.lr, fused=True)
         self.explicit = config.backprop == "explicit"
         unsupported = backprop.unsupported(self.actor.net) or backprop.unsupported(self.critic)
@@ -380,8 +401,10 @@ class SAC:
             self.explicit = False
         self._checked = False  # the explicit gradients are checked against autograd once, first
         # the explicit gradient functions, compiled when asked
-        self._critic_gradients = compile_or_eager(critic_gradients) if config.compile else critic_gradients
-        self._actor_gradients = compile_or_eager(actor_gradients) if config.compile else actor_gradients
+        self._critic_gradients = (compile_or_eager(critic_gradients) if config.compile
+                                  else critic_gradients)
+        self._actor_gradients = (compile_or_eager(actor_gradients) if config.compile
+                                 else actor_gradients)
         self._online: list[Tensor] = list(self.critic.parameters())
         self._target: list[Tensor] = list(self.target_critic.parameters())
         self.num_updates = 0
@@ -401,7 +424,8 @@ class SAC:
     def update(self, batch: Batch, log: bool) -> dict[str, float]:
         alpha = self.alpha
         grad_metrics = self.grad_diagnostics(
-            self.num_updates, log, lambda: sac_gradient_metrics(self.actor, self.critic, batch.obs, alpha)
+            self.num_updates, log,
+            lambda: sac_gradient_metrics(self.actor, self.critic, batch.obs, alpha)
         )
         step = self._explicit_step if self.explicit else self._autograd_step
         out = step(batch, alpha)
@@ -424,9 +448,11 @@ class SAC:
         return dict(zip(metrics, values, strict=True)) | grad_metrics
 
     def _autograd_step(self, batch: Batch, alpha: Tensor) -> StepOutput:
-        """Critic, then actor and alpha, with gradients from torch.autograd on the loss functions."""
+        """Critic, then actor and alpha, with gradients from torch.autograd
+        on the loss functions."""
         with phase("sac/critic_update"):
-            loss_q, info_q = critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, self.config.gamma)
+            loss_q, info_q = critic_loss(self.critic, self.target_critic, self.actor, batch, alpha,
+                                         self.config.gamma)
             self.critic_optimizer.zero_grad(set_to_none=True)
             loss_q.backward()
             self.critic_optimizer.step()
@@ -436,11 +462,13 @@ class SAC:
             self.policy_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.policy_optimizer.step()
-        return StepOutput(loss_q.detach(), loss_pi.detach(), None if loss_a is None else loss_a.detach(),
-                          info_q["q"], info_pi["log_prob"], info_pi["scale"])
+        return StepOutput(loss_q.detach(), loss_pi.detach(),
+                          None if loss_a is None else loss_a.detach(), info_q["q"],
+                          info_pi["log_prob"], info_pi["scale"])
 
     def _explicit_step(self, batch: Batch, alpha: Tensor) -> StepOutput:
-        """The same step with the backward passes written out (`critic_gradients`, `actor_gradients`).
+        """The same step with the backward passes written out
+        (`critic_gradients`, `actor_gradients`).
 
         Same losses, same noise draws in the same order, same gradients as `_autograd_step` up
         to float rounding. The first call (per SAC object: every run and every resume) checks
@@ -452,9 +480,11 @@ class SAC:
         with phase("sac/critic_update"), torch.no_grad():
             if check:
                 want = autograd_gradients(
-                    lambda: critic_loss(self.critic, self.target_critic, self.actor, batch, alpha, gamma)[0],
+                    lambda: critic_loss(self.critic, self.target_critic, self.actor, batch, alpha,
+                                        gamma)[0],
                     self._online, device)
-            grads, loss_q, q = self._critic_gradients(self.critic, self.target_critic, self.actor, batch, alpha, gamma)
+            grads, loss_q, q = self._critic_gradients(self.critic, self.target_critic, self.actor,
+                                                      batch, alpha, gamma)
             if check:
                 names = [f"critic.{name}" for name, _ in self.critic.named_parameters()]
                 check_gradients(grads, want, names, "critic_loss", "critic_gradients")
@@ -463,15 +493,18 @@ class SAC:
             tuned = self.config.autotune_alpha
             target_entropy = self.target_entropy if tuned else None
             if check:
-                params = self.policy_optimizer.param_groups[0]["params"]  # the actor's, then log_alpha if tuned
-                want = autograd_gradients(lambda: self._policy_losses(batch, alpha)[0], params, device)
+                # the actor's, then log_alpha if tuned
+                params = self.policy_optimizer.param_groups[0]["params"]
+                want = autograd_gradients(lambda: self._policy_losses(batch, alpha)[0], params,
+                                          device)
             grads, loss_pi, loss_a, log_prob, scale = self._actor_gradients(
                 self.actor, self.critic, batch.obs, alpha, self.log_alpha.detach(), target_entropy
             )
             if check:
                 names = [f"actor.{name}" for name, _ in self.actor.named_parameters()]
                 check_gradients(grads, want, names + ["log_alpha"] * tuned,
-                                "actor_loss + alpha_loss" if tuned else "actor_loss", "actor_gradients")
+                                "actor_loss + alpha_loss" if tuned else "actor_loss",
+                                "actor_gradients")
             apply_gradients(self.policy_optimizer, grads)
         return StepOutput(loss_q, loss_pi, loss_a, q, log_prob, scale)
 

@@ -51,7 +51,8 @@ class RLTask:
             return evaluate_deterministic(self.eval_env, actor, self.eval_episodes, self.device)
         video = VideoWriter(self.video_dir / f"step_{step}.mp4", frames_per_second(self.eval_env))
         try:
-            return evaluate_deterministic(self.eval_env, actor, self.eval_episodes, self.device, video)
+            return evaluate_deterministic(self.eval_env, actor, self.eval_episodes, self.device,
+                                          video)
         finally:
             video.close()
             self.last_video = video.path

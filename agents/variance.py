@@ -5,8 +5,8 @@
 
 Loads the newest checkpoint of a SAC or REINFORCE run, reads its config.yaml through the config
 loader (training.config), takes the kind's report from training.registry (the reports live in
-agents.variance_report), rebuilds the networks from it and, at those fixed parameters, draws K independent estimates of the policy
-gradient with each estimator:
+agents.variance_report), rebuilds the networks from it and, at those fixed parameters, draws K
+independent estimates of the policy gradient with each estimator:
 
 - SAC runs: the gradient of the actor objective J = E_s E_{a~pi}[Q(s, a) - alpha log pi(a|s)]
   (agents.policy_gradients) with `pathwise`, `score_function` and `score_function_baseline`.
@@ -51,7 +51,8 @@ def table(figures: dict[str, dict[str, float]], batch: int, repeats: int) -> str
     """The stdout report: one row per estimator, variance also relative to the first row."""
     first = next(iter(figures.values()))["grad_var_trace"]
     width = max(24, *map(len, figures))
-    columns = f"{'estimator':<{width}} {'var trace':>12} {'x first':>9} {'mean |g|':>11} {'cos to ref':>10} {'snr':>8}"
+    columns = (f"{'estimator':<{width}} {'var trace':>12} {'x first':>9} {'mean |g|':>11} "
+               f"{'cos to ref':>10} {'snr':>8}")
     lines = [f"{repeats} estimates from batches of {batch}", columns, "-" * len(columns)]
     for name, v in figures.items():
         lines.append(
@@ -61,7 +62,8 @@ def table(figures: dict[str, dict[str, float]], batch: int, repeats: int) -> str
     return "\n".join(lines)
 
 
-def plot(sizes: list[int], sweep: dict[str, list[float]], title: str, xlabel: str, out: Path) -> None:
+def plot(sizes: list[int], sweep: dict[str, list[float]], title: str, xlabel: str,
+         out: Path) -> None:
     """Variance trace against batch size, log-log, one line per estimator."""
     import matplotlib
 
@@ -90,16 +92,21 @@ def plot(sizes: list[int], sweep: dict[str, list[float]], title: str, xlabel: st
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m agents.variance",
-        description="Variance of policy-gradient estimators at the last checkpoint of a SAC or REINFORCE run.",
+        description="Variance of policy-gradient estimators at the last checkpoint of a SAC or "
+                    "REINFORCE run.",
     )
-    parser.add_argument("--run", required=True, type=Path, help="run directory (config.yaml, checkpoints/)")
+    parser.add_argument("--run", required=True, type=Path,
+                        help="run directory (config.yaml, checkpoints/)")
     parser.add_argument("--batch", type=int, default=256,
-                        help="states per estimate (SAC) or env steps per rollout (REINFORCE); default 256")
-    parser.add_argument("--repeats", type=int, default=64, help="independent estimates K per estimator, >= 2")
+                        help="states per estimate (SAC) or env steps per rollout (REINFORCE); "
+                             "default 256")
+    parser.add_argument("--repeats", type=int, default=64,
+                        help="independent estimates K per estimator, >= 2")
     parser.add_argument("--reference-draws", type=int, default=1024,
                         help="SAC: actions per state of the pathwise reference (default 1024)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the envs and the noise")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (as train.py's `threads`)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (as train.py's `threads`)")
     parser.add_argument("--policy-distribution", nargs="+", metavar="NAME",
                         choices=list(LOCATION_SCALE_FAMILIES),
                         help="read the policy as each of these families (default: the run's own): "

@@ -86,7 +86,8 @@ def sac_report(
     agent.load_state_dict(learner["agent"])
     first_obs, _ = env.reset()
     steps = -(-POOL_FACTOR * batch // env_config.num_envs)  # ceil(8 B / N)
-    rollout, _ = collect_rollout(env, agent.actor, torch.as_tensor(first_obs, dtype=torch.float32), steps, EpisodeLog())
+    rollout, _ = collect_rollout(env, agent.actor, torch.as_tensor(first_obs, dtype=torch.float32),
+                                 steps, EpisodeLog())
     env.close()
     pool = rollout.obs.flatten(0, 1)  # (T, N, O) -> (T*N, O)
     states = pool[torch.randperm(pool.shape[0])[:batch]]  # (B, O), a random subset
@@ -164,7 +165,8 @@ def _reinforce_samples(
         log_prob = agent.actor(scored.obs).log_prob_pre_squash(scored.pre_squash)  # (M,)
         return policy_surrogate(log_prob, scored.returns, scored.baseline, normalize=False)
 
-    reference = gradient_samples(lambda: estimate(steps[-1] * repeats), params, 1)[0]  # (1, P) -> (P,)
+    # (1, P) -> (P,)
+    reference = gradient_samples(lambda: estimate(steps[-1] * repeats), params, 1)[0]
     samples = [gradient_samples(partial(estimate, s), params, repeats) for s in steps]
     env.close()
     return samples, reference

@@ -48,7 +48,8 @@ def train(config: BNNRunConfig, variant: str, seed: int) -> tuple[BNNLearner, fl
     """One run to total_steps; returns the learner and the seconds its advance() calls took."""
     seed_everything(seed)
     estimator = config.estimator if variant == "plain" else variant
-    model = dataclasses.replace(config.model, bayesian=False) if variant == "plain" else config.model
+    model = (dataclasses.replace(config.model, bayesian=False) if variant == "plain"
+             else config.model)
     learner = BNNLearner(config.data, model, config.optim, estimator, 0, seed, torch.device("cpu"))
     started = time.perf_counter()
     while learner.step < config.total_steps:
@@ -57,17 +58,21 @@ def train(config: BNNRunConfig, variant: str, seed: int) -> tuple[BNNLearner, fl
 
 
 def spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return {"mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def variance_by_batch_size(learner: BNNLearner, batch_sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
-    """Per batch size B: the weight-gradient variance trace of every estimator on the first B examples."""
+def variance_by_batch_size(learner: BNNLearner, batch_sizes: list[int],
+                           repeats: int) -> dict[str, dict[str, float]]:
+    """Per batch size B: the weight-gradient variance trace of every estimator
+    on the first B examples."""
     data = learner.dataset
     result = {}
     for batch in batch_sizes:
         with seeded_rng(learner.seed + 3 * RNG_SEED_OFFSET + batch, learner.device):
-            result[str(batch)] = weight_gradient_variance(learner.model, data.train_x[:batch], data.train_y[:batch],
-                                                          learner.num_train, ESTIMATORS, repeats)
+            result[str(batch)] = weight_gradient_variance(learner.model, data.train_x[:batch],
+                                                          data.train_y[:batch], learner.num_train,
+                                                          ESTIMATORS, repeats)
     return result
 
 
@@ -95,17 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "bnn_diabetes.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256])
-    parser.add_argument("--repeats", type=int, default=64, help="gradient estimates per variance, >= 2")
+    parser.add_argument("--repeats", type=int, default=64,
+                        help="gradient estimates per variance, >= 2")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--plot", type=Path, help="write the variance-against-batch-size figure here (PNG)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train.py")
+    parser.add_argument("--plot", type=Path,
+                        help="write the variance-against-batch-size figure here (PNG)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, as for train.py")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as e:
         parser.error(str(e))
     if not isinstance(config, BNNRunConfig):
-        parser.error(f"{args.config} is a kind: {config.kind} config; this benchmark needs kind: bnn")
+        parser.error(f"{args.config} is a kind: {config.kind} config; "
+                     "this benchmark needs kind: bnn")
     if args.repeats < 2 or min(args.batch_sizes) < 1:
         parser.error("--repeats must be >= 2 and every --batch-sizes entry >= 1")
     configure_torch(config.threads)
@@ -122,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             if variant == config.estimator:
                 too_big = [b for b in args.batch_sizes if b > learner.num_train]
                 if too_big:
-                    parser.error(f"--batch-sizes {too_big} exceed the {learner.num_train} training examples")
-                variance_runs.append(variance_by_batch_size(learner, args.batch_sizes, args.repeats))
+                    parser.error(f"--batch-sizes {too_big} exceed the "
+                                 f"{learner.num_train} training examples")
+                variance_runs.append(
+                    variance_by_batch_size(learner, args.batch_sizes, args.repeats)
+                )
 
     by_variant = {variant: {key: spread([r[key] for r in runs if r["variant"] == variant])
                             for key in ("test_rmse", "test_log_likelihood", "train_seconds")}
@@ -142,14 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     for variant, row in by_variant.items():
         name = "plain network" if variant == "plain" else f"mean-field, {variant}"
         print(f"| {name} | {row['test_rmse']['mean']:.2f} +- {row['test_rmse']['std']:.2f} | "
-              f"{row['test_log_likelihood']['mean']:.3f} +- {row['test_log_likelihood']['std']:.3f} |")
+              f"{row['test_log_likelihood']['mean']:.3f} +- "
+              f"{row['test_log_likelihood']['std']:.3f} |")
     print(f"\nweight-gradient variance trace at the trained `{config.estimator}` parameters, "
           f"{args.repeats} estimates each\n")
     print("| B | global | local | flipout | global / local | global / flipout |")
     print("| --- | --- | --- | --- | --- | --- |")
     for batch, row in by_batch.items():
         cells = [f"{row[name]['mean']:.3g}" for name in ESTIMATORS]
-        ratios = [f"{row[key]['mean']:.2f} +- {row[key]['std']:.2f}" for key in ("ratio_global_local", "ratio_global_flipout")]
+        ratios = [f"{row[key]['mean']:.2f} +- {row[key]['std']:.2f}"
+                  for key in ("ratio_global_local", "ratio_global_flipout")]
         print(f"| {batch} | {' | '.join(cells)} | {' | '.join(ratios)} |")
 
     result = {"config": str(args.config), "overrides": args.overrides, "dataset": config.data.name,
@@ -160,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.plot:
-        plot(by_batch, args.plot, f"{config.data.name}: weight-gradient variance at trained parameters")
+        plot(by_batch, args.plot,
+             f"{config.data.name}: weight-gradient variance at trained parameters")
     return 0
 
 

@@ -26,7 +26,8 @@ def parse_args(description: str, default_config: Path, default_seeds: list[int],
     if extra is not None:
         extra(parser)
     parser.add_argument("--config", type=Path, default=default_config)
-    parser.add_argument("--steps", type=int, default=None, help="env steps (default: the config's total_steps)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="env steps (default: the config's total_steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=default_seeds)
     parser.add_argument("--impl", nargs="+", choices=impls, default=impls)
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -49,7 +50,8 @@ def _job(job: tuple[Runner, str, Path, int, int, int, int]) -> dict[str, Any]:
     return result
 
 
-def run(runners: Mapping[str, Runner], args: argparse.Namespace, steps: int) -> list[dict[str, Any]]:
+def run(runners: Mapping[str, Runner], args: argparse.Namespace,
+        steps: int) -> list[dict[str, Any]]:
     """Every (seed, implementation) run; a seed's implementations are queued next to each other."""
     jobs = [(runners[impl], impl, args.config, steps, seed, args.eval_episodes, args.threads)
             for seed in args.seeds for impl in args.impl]
@@ -58,9 +60,11 @@ def run(runners: Mapping[str, Runner], args: argparse.Namespace, steps: int) -> 
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
-    """Print the markdown table (per-seed eval returns, mean +- std, steps/s); return its figures."""
+    """Print the markdown table (per-seed eval returns, mean +- std, steps/s);
+    return its figures."""
     table: dict[str, Any] = {}
-    print(f"\n| implementation | {' | '.join(f'seed {s}' for s in args.seeds)} | mean +- std | steps/s |")
+    print(f"\n| implementation | {' | '.join(f'seed {s}' for s in args.seeds)} | "
+          "mean +- std | steps/s |")
     print(f"| --- |{' --- |' * len(args.seeds)} --- | --- |")
     for impl in args.impl:
         rows = [r for r in results if r["impl"] == impl]
@@ -69,7 +73,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         rate = statistics.fmean(r["steps_per_s"] for r in rows)
         table[impl] = {"returns": returns, "mean": mean, "std": std, "min": min(returns),
                        "steps_per_s": rate, "wall_time_s": [r["wall_time_s"] for r in rows]}
-        print(f"| {impl} | {' | '.join(f'{x:.1f}' for x in returns)} | {mean:.1f} +- {std:.1f} | {rate:.0f} |")
+        print(f"| {impl} | {' | '.join(f'{x:.1f}' for x in returns)} | {mean:.1f} +- {std:.1f} | "
+              f"{rate:.0f} |")
     return table
 
 

@@ -1,7 +1,8 @@
 """The return of uniformly random actions: the `random` score that normalizes each task in sweep
 reports (training/reference_scores.yaml).
 
-    python benchmarks/random_scores.py HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5 Humanoid-v5 Pendulum-v1
+    python benchmarks/random_scores.py HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5 Humanoid-v5 \
+        Pendulum-v1
 
 Per task: the mean and std of the return over `--episodes` episodes of actions drawn uniformly
 from the action space, on the env train.py builds (envs.make_env), seeded `--seed`.
@@ -51,7 +52,8 @@ def main() -> None:
         returns = random_returns(env_id, args.episodes, args.seed)
         table[env_id] = {"mean": statistics.fmean(returns), "std": statistics.pstdev(returns),
                          "episodes": args.episodes, "seed": args.seed}
-        print(f"| {env_id} | {table[env_id]['mean']:.1f} +- {table[env_id]['std']:.1f} |", flush=True)
+        print(f"| {env_id} | {table[env_id]['mean']:.1f} +- {table[env_id]['std']:.1f} |",
+              flush=True)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")
 

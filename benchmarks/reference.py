@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 
 def load_sac_config(path: Path, overrides: list[str]) -> SACRunConfig:
-    """The SAC config at `path` with `overrides`; bad input exits 2 with one line, as train.py does."""
+    """The SAC config at `path` with `overrides`; bad input exits 2 with one line,
+    as train.py does."""
     try:
         kind = load_config(path, []).kind  # checked first: SAC overrides do not fit other kinds
         if kind != "sac":
@@ -72,9 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Train a reference SAC for --steps env steps.")
     parser.add_argument("--impl", choices=sorted(LIBRARIES), required=True)
     parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--steps", type=int, required=True, help="env steps, the random ones included")
+    parser.add_argument("--steps", type=int, required=True,
+                        help="env steps, the random ones included")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as train.py's")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, as train.py's")
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")

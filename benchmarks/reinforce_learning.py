@@ -53,7 +53,8 @@ def load(config: Path) -> dict[str, Any]:
     raw = yaml.safe_load(config.read_text())
     if raw.get("kind") != "reinforce":
         raise SystemExit(f"error: {config} is not a reinforce config (kind: {raw.get('kind')})")
-    return {"env": build(EnvConfig, raw["env"], "env"), "agent": build(ReinforceConfig, raw["agent"], "agent"),
+    return {"env": build(EnvConfig, raw["env"], "env"),
+            "agent": build(ReinforceConfig, raw["agent"], "agent"),
             "total_steps": raw["total_steps"]}
 
 
@@ -72,7 +73,8 @@ def raw_step_rate(env_id: str, num_envs: int, seed: int) -> float:
     return rate
 
 
-def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
+def run_ours(config: Path, steps: int, seed: int, eval_episodes: int,
+             threads: int) -> dict[str, Any]:
     import numpy as np
     import torch
 
@@ -85,7 +87,8 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
     random.seed(seed)  # as train.py's seed_everything
     np.random.seed(seed)
     torch.manual_seed(seed)
-    learner = ReinforceLearner(cfg["env"], cfg["agent"], seed, torch.device("cpu"), eval_episodes, 0)
+    learner = ReinforceLearner(cfg["env"], cfg["agent"], seed, torch.device("cpu"),
+                               eval_episodes, 0)
     train_time = 0.0
     while learner.step < steps:
         start = time.perf_counter()
@@ -100,7 +103,8 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
             "steps_per_s": rate, "raw_steps_per_s": raw_rate, "speed_ratio": rate / raw_rate}
 
 
-def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
+def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int,
+            threads: int) -> dict[str, Any]:
     import numpy as np
     import torch
     from reference import rescaled_env
@@ -115,8 +119,9 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     env_cfg, a = cfg["env"], cfg["agent"]
 
     env = make_vec_env(lambda: rescaled_env(env_cfg.id), n_envs=env_cfg.num_envs, seed=seed)
-    model = A2C("MlpPolicy", env, learning_rate=a.lr, n_steps=a.rollout_steps, gamma=a.gamma, gae_lambda=1.0,
-                ent_coef=a.entropy_coef, normalize_advantage=a.normalize_advantage, use_rms_prop=False,
+    model = A2C("MlpPolicy", env, learning_rate=a.lr, n_steps=a.rollout_steps, gamma=a.gamma,
+                gae_lambda=1.0, ent_coef=a.entropy_coef,
+                normalize_advantage=a.normalize_advantage, use_rms_prop=False,
                 policy_kwargs={"net_arch": list(a.hidden_sizes), "activation_fn": torch.nn.ReLU},
                 seed=seed, device="cpu")
     start = time.perf_counter()
@@ -127,19 +132,22 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
                                  return_episode_rewards=True)
     return {"eval_return_mean": float(np.mean(returns)),
-            "eval_return_std": float(np.std(returns)), "wall_time_s": wall, "steps_per_s": steps / wall}
+            "eval_return_std": float(np.std(returns)), "wall_time_s": wall,
+            "steps_per_s": steps / wall}
 
 
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 
 def main() -> None:
-    args = harness.parse_args(__doc__.split("\n\n")[0], REPO / "configs" / "reinforce_inverted_pendulum.yaml",
+    args = harness.parse_args(__doc__.split("\n\n")[0],
+                              REPO / "configs" / "reinforce_inverted_pendulum.yaml",
                               [0, 1, 2], list(RUNNERS))
     cfg = load(args.config)
     steps = args.steps or cfg["total_steps"]
     env_id = cfg["env"].id
-    print(f"{env_id}: {steps} steps, seeds {args.seeds}, {args.workers} workers x {args.threads} threads")
+    print(f"{env_id}: {steps} steps, seeds {args.seeds}, "
+          f"{args.workers} workers x {args.threads} threads")
     results = harness.run(RUNNERS, args, steps)
     table = harness.report(results, args)
     if "ours" in table:
@@ -147,11 +155,14 @@ def main() -> None:
         table["ours"]["raw_steps_per_s"] = statistics.fmean(r["raw_steps_per_s"] for r in ours)
         table["ours"]["speed_ratio"] = statistics.fmean(r["speed_ratio"] for r in ours)
         print(f"\nours: {table['ours']['steps_per_s']:.0f} env steps/s while learning = "
-              f"{table['ours']['speed_ratio']:.2f} x the raw env rate ({table['ours']['raw_steps_per_s']:.0f} steps/s)")
+              f"{table['ours']['speed_ratio']:.2f} x the raw env rate "
+              f"({table['ours']['raw_steps_per_s']:.0f} steps/s)")
     if "ours" in table and "sb3" in table:
         table["return_ratio_ours_to_sb3"] = table["ours"]["mean"] / table["sb3"]["mean"]
-        table["speed_ratio_ours_to_sb3"] = table["ours"]["steps_per_s"] / table["sb3"]["steps_per_s"]
-        print(f"ours / sb3: return {table['return_ratio_ours_to_sb3']:.2f}, speed {table['speed_ratio_ours_to_sb3']:.2f}")
+        table["speed_ratio_ours_to_sb3"] = (table["ours"]["steps_per_s"]
+                                            / table["sb3"]["steps_per_s"])
+        print(f"ours / sb3: return {table['return_ratio_ours_to_sb3']:.2f}, "
+              f"speed {table['speed_ratio_ours_to_sb3']:.2f}")
     harness.write_json(args, env_id, steps, table, results)
 
 if __name__ == "__main__":

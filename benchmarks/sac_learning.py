@@ -1,6 +1,8 @@
-"""Learning quality: our SAC (through train.py) and stable-baselines3's SAC, same settings and seeds.
+"""Learning quality: our SAC (through train.py) and stable-baselines3's SAC,
+same settings and seeds.
 
-    python benchmarks/sac_learning.py --config configs/sac_pendulum.yaml --seeds 0 1 2 3 4 --impl ours
+    python benchmarks/sac_learning.py --config configs/sac_pendulum.yaml --seeds 0 1 2 3 4 \
+        --impl ours
     python benchmarks/sac_learning.py --config configs/sac_halfcheetah.yaml --steps 50000 \
         --seeds 0 1 2 --impl ours sb3 --workers 2 --json benchmarks/results/halfcheetah_50k.json
 
@@ -37,7 +39,8 @@ sys.path.insert(0, str(REPO))
 import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
 
 
-def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: int) -> dict[str, Any]:
+def run_ours(config: Path, steps: int, seed: int, eval_episodes: int,
+             threads: int) -> dict[str, Any]:
     import train
     from training.runtime import configure_torch
 
@@ -46,12 +49,14 @@ def run_ours(config: Path, steps: int, seed: int, eval_episodes: int, threads: i
         out = Path(tmp) / "run"
         code = train.main(["--config", str(config), "--out", str(out), f"seed={seed}",
                            f"total_steps={steps}", f"eval.episodes={eval_episodes}", "eval.every=0",
-                           "checkpoint.every=0", "wandb.mode=disabled", "device=cpu", f"threads={threads}"])
+                           "checkpoint.every=0", "wandb.mode=disabled", "device=cpu",
+                           f"threads={threads}"])
         if code != 0:
             raise RuntimeError(f"train.py exited {code}")
         summary = json.loads((out / "summary.json").read_text())
-    return {"eval_return_mean": summary["eval_return_mean"], "eval_return_std": summary["eval_return_std"],
-            "wall_time_s": summary["wall_time_s"], "steps_per_s": summary["steps_per_s"]}
+    return {"eval_return_mean": summary["eval_return_mean"],
+            "eval_return_std": summary["eval_return_std"], "wall_time_s": summary["wall_time_s"],
+            "steps_per_s": summary["steps_per_s"]}
 
 
 def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: int,
@@ -74,10 +79,11 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
     rows: list[dict[str, float]] = []
 
     def evaluate(step: int) -> None:
-        returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
-                                     return_episode_rewards=True)
+        returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes,
+                                     deterministic=True, return_episode_rewards=True)
         rows.append({"global_step": step, "eval/return_mean": float(np.mean(returns)),
-                     "eval/return_std": float(np.std(returns)), "eval/episodes": float(eval_episodes)})
+                     "eval/return_std": float(np.std(returns)),
+                     "eval/episodes": float(eval_episodes)})
 
     class Evaluations(BaseCallback):
         """train.py's schedule: every `eval_every` steps before the last, then once at the end."""
@@ -98,12 +104,14 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int, threads: in
         run_dir.joinpath("metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         run_dir.joinpath("summary.json").write_text(json.dumps({
             "kind": "sac", "seed": seed, "status": "completed", "total_steps": steps,
-            "wall_time_s": round(wall, 3), "steps_per_s": round(steps / wall, 3), "resumed_from": [],
-            "impl": "sb3", "variant": "sb3", "versions": library_versions(), "env_id": cfg.env.id,
-            "eval_return_mean": final["eval/return_mean"], "eval_return_std": final["eval/return_std"],
+            "wall_time_s": round(wall, 3), "steps_per_s": round(steps / wall, 3),
+            "resumed_from": [], "impl": "sb3", "variant": "sb3", "versions": library_versions(),
+            "env_id": cfg.env.id, "eval_return_mean": final["eval/return_mean"],
+            "eval_return_std": final["eval/return_std"],
             "eval_episodes": eval_episodes}, indent=2) + "\n")
-    return {"eval_return_mean": final["eval/return_mean"], "eval_return_std": final["eval/return_std"],
-            "wall_time_s": wall, "steps_per_s": steps / wall}
+    return {"eval_return_mean": final["eval/return_mean"],
+            "eval_return_std": final["eval/return_std"], "wall_time_s": wall,
+            "steps_per_s": steps / wall}
 
 
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
@@ -112,9 +120,11 @@ RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 def main() -> None:
     def reportable(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--trials-dir", type=Path,
-                            help="write each sb3 run as a reportable run directory here (a sweep's trials/)")
+                            help="write each sb3 run as a reportable run directory here "
+                                 "(a sweep's trials/)")
         parser.add_argument("--eval-every", type=int, default=0,
-                            help="with --trials-dir: evaluate sb3 every this many steps (0: at the end only)")
+                            help="with --trials-dir: evaluate sb3 every this many steps "
+                                 "(0: at the end only)")
 
     args = harness.parse_args(__doc__.split("\n\n")[0], REPO / "configs" / "sac_pendulum.yaml",
                               [0, 1, 2, 3, 4], list(RUNNERS), extra=reportable)
@@ -128,7 +138,8 @@ def main() -> None:
     cfg = load_sac_config(args.config, [])
     steps = args.steps or cfg.total_steps
     env_id = cfg.env.id
-    print(f"{env_id}: {steps} steps, seeds {args.seeds}, {args.workers} workers x {args.threads} threads")
+    print(f"{env_id}: {steps} steps, seeds {args.seeds}, "
+          f"{args.workers} workers x {args.threads} threads")
     results = harness.run(RUNNERS, args, steps)
     table = harness.report(results, args)
     harness.write_json(args, env_id, steps, table, results)

@@ -42,12 +42,14 @@ from agents.sac import (  # noqa: E402
 from training.runtime import configure_torch  # noqa: E402
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256
-PATHS: dict[str, dict[str, Any]] = {"autograd": {"backprop": "autograd"}, "explicit": {}, "explicit + compile": {"compile": True},
+PATHS: dict[str, dict[str, Any]] = {"autograd": {"backprop": "autograd"}, "explicit": {},
+                                    "explicit + compile": {"compile": True},
                                     "func + compile": {"backprop": "autograd"}}
 
 
 def with_params(module: torch.nn.Module, params: dict[str, torch.Tensor]) -> Any:
-    """module's forward with `params` in place of its own parameters (torch.func.functional_call)."""
+    """module's forward with `params` in place of its own parameters
+    (torch.func.functional_call)."""
     return lambda *args, **kwargs: torch.func.functional_call(module, params, args, kwargs)
 
 
@@ -59,31 +61,36 @@ class FuncCompiledSAC(SAC):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         options = {"dynamic": False, "options": {"fallback_random": True}}
-        self._critic_grad = torch.compile(torch.func.grad_and_value(self._critic_objective, has_aux=True), **options)
+        self._critic_grad = torch.compile(
+            torch.func.grad_and_value(self._critic_objective, has_aux=True), **options
+        )
         self._policy_grad = torch.compile(
-            torch.func.grad_and_value(self._policy_objective, argnums=(0, 1), has_aux=True), **options)
+            torch.func.grad_and_value(self._policy_objective, argnums=(0, 1), has_aux=True),
+            **options)
         self._autograd_step = self._func_step  # type: ignore[method-assign]
 
-    def _critic_objective(self, params: dict[str, torch.Tensor], batch: Batch, alpha: torch.Tensor) -> Any:
-        return critic_loss(with_params(self.critic, params), self.target_critic, self.actor, batch, alpha,
-                           self.config.gamma)
-
-    def _policy_objective(self, params: dict[str, torch.Tensor], log_alpha: torch.Tensor, obs: torch.Tensor,
+    def _critic_objective(self, params: dict[str, torch.Tensor], batch: Batch,
                           alpha: torch.Tensor) -> Any:
+        return critic_loss(with_params(self.critic, params), self.target_critic, self.actor, batch,
+                           alpha, self.config.gamma)
+
+    def _policy_objective(self, params: dict[str, torch.Tensor], log_alpha: torch.Tensor,
+                          obs: torch.Tensor, alpha: torch.Tensor) -> Any:
         loss_pi, info = actor_loss(with_params(self.actor, params), self.critic, obs, alpha)
         loss_a, _ = alpha_loss(log_alpha, info["log_prob"], self.target_entropy)
         return loss_pi + loss_a, (loss_pi, loss_a, info)
 
     def _func_step(self, batch: Batch, alpha: torch.Tensor) -> StepOutput:
         with phase("sac/critic_update"):
-            grads, (loss_q, info_q) = self._critic_grad(dict(self.critic.named_parameters()), batch, alpha)
+            grads, (loss_q, info_q) = self._critic_grad(dict(self.critic.named_parameters()), batch,
+                                                        alpha)
             apply_gradients(self.critic_optimizer, list(grads.values()))
         with phase("sac/actor_update"):
             (grads, grad_log_alpha), (_, (loss_pi, loss_a, info)) = self._policy_grad(
                 dict(self.actor.named_parameters()), self.log_alpha.detach(), batch.obs, alpha)
             apply_gradients(self.policy_optimizer, [*grads.values(), grad_log_alpha])
-        return StepOutput(loss_q.detach(), loss_pi.detach(), loss_a.detach(), info_q["q"], info["log_prob"],
-                          info["scale"])
+        return StepOutput(loss_q.detach(), loss_pi.detach(), loss_a.detach(), info_q["q"],
+                          info["log_prob"], info["scale"])
 
 
 def main() -> None:
@@ -97,8 +104,9 @@ def main() -> None:
         parser.error("--rounds, --updates and --threads must be >= 1")
     configure_torch(args.threads)  # as train.py does
     torch.manual_seed(0)
-    batches = [Batch(torch.randn(BATCH, OBS_DIM), torch.rand(BATCH, ACT_DIM) * 2 - 1, torch.randn(BATCH),
-                     torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH)) for _ in range(20)]
+    batches = [Batch(torch.randn(BATCH, OBS_DIM), torch.rand(BATCH, ACT_DIM) * 2 - 1,
+                     torch.randn(BATCH), torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH))
+               for _ in range(20)]
     agents = {name: (FuncCompiledSAC if name == "func + compile" else SAC)(
         OBS_DIM, ACT_DIM, SACConfig(batch_size=BATCH, **overrides), torch.device("cpu"))
         for name, overrides in PATHS.items()}
@@ -114,19 +122,23 @@ def main() -> None:
             ms[name].append((time.perf_counter() - start) / args.updates * 1e3)
     median = {name: statistics.median(values) for name, values in ms.items()}
     # median over rounds of each path's time relative to today's default (explicit + compile)
-    ratio = {name: statistics.median(v / d for v, d in zip(values, ms["explicit + compile"], strict=True))
+    ratio = {name: statistics.median(v / d
+                                     for v, d in zip(values, ms["explicit + compile"], strict=True))
              for name, values in ms.items()}
-    print(f"SAC update, obs {OBS_DIM}, action {ACT_DIM}, batch {BATCH}, 256-256, {args.threads} threads; "
-          f"{args.rounds} rounds x {args.updates} updates\n")
-    print("| gradients | median ms per update | relative to autograd | median per-round ratio to explicit + compile |")
+    print(f"SAC update, obs {OBS_DIM}, action {ACT_DIM}, batch {BATCH}, 256-256, {args.threads} "
+          f"threads; {args.rounds} rounds x {args.updates} updates\n")
+    print("| gradients | median ms per update | relative to autograd | "
+          "median per-round ratio to explicit + compile |")
     print("| --- | --- | --- | --- |")
     for name, value in median.items():
         print(f"| {name} | {value:.2f} | {value / median['autograd']:.2f} | {ratio[name]:.3f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"threads": args.threads, "rounds": args.rounds, "updates": args.updates,
-                                         "ms_per_update": ms, "median_ms_per_update": median,
-                                         "median_ratio_to_explicit_compile": ratio}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"threads": args.threads, "rounds": args.rounds,
+                                         "updates": args.updates, "ms_per_update": ms,
+                                         "median_ms_per_update": median,
+                                         "median_ratio_to_explicit_compile": ratio},
+                                        indent=2) + "\n")
 
 
 if __name__ == "__main__":

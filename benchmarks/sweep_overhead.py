@@ -29,7 +29,8 @@ def timed(command: list[str]) -> float:
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"error: {' '.join(command[:3])} exited {result.returncode}: {result.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"error: {' '.join(command[:3])} exited {result.returncode}: "
+                 f"{result.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - start
 
 
@@ -39,16 +40,18 @@ def one_round(tmp: Path, steps: int) -> dict[str, float]:
         "name": "overhead", "runs": [str(REPO / "configs" / "sac_pendulum.yaml")], "seeds": [0],
         "overrides": {"total_steps": steps, "agent.compile": False, "eval.every": 0,
                       "checkpoint.every": 0, "wandb.mode": "disabled"}}))
-    sweep_wall = timed([sys.executable, str(REPO / "sweep.py"), "--config", str(sweep), "--out", str(tmp / "out")])
+    sweep_wall = timed([sys.executable, str(REPO / "sweep.py"), "--config", str(sweep),
+                        "--out", str(tmp / "out")])
     trial = tmp / "out" / "trials" / "sac-Pendulum-v1-s0"
     in_sweep = json.loads((trial / "summary.json").read_text())
-    train_wall = timed([sys.executable, str(REPO / "train.py"), "--config", str(trial / "config.yaml"),
-                        "--out", str(tmp / "twin")])
+    train_wall = timed([sys.executable, str(REPO / "train.py"),
+                        "--config", str(trial / "config.yaml"), "--out", str(tmp / "twin")])
     twin = json.loads((tmp / "twin" / "summary.json").read_text())
     return {"sweep_wall_s": sweep_wall, "trial_wall_time_s": in_sweep["wall_time_s"],
             "overhead_s": sweep_wall - in_sweep["wall_time_s"], "train_py_wall_s": train_wall,
             "train_py_overhead_s": train_wall - twin["wall_time_s"],
-            "trial_steps_per_s": in_sweep["steps_per_s"], "train_py_steps_per_s": twin["steps_per_s"]}
+            "trial_steps_per_s": in_sweep["steps_per_s"],
+            "train_py_steps_per_s": twin["steps_per_s"]}
 
 
 def main() -> None:
@@ -67,9 +70,12 @@ def main() -> None:
     medians = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     ratio = statistics.median(r["trial_steps_per_s"] / r["train_py_steps_per_s"] for r in rounds)
     print("\n| median of rounds | sweep.py (Ray) | train.py |\n| --- | --- | --- |")
-    print(f"| wall time of the run, s | {medians['sweep_wall_s']:.1f} | {medians['train_py_wall_s']:.1f} |")
-    print(f"| of it outside training, s | {medians['overhead_s']:.1f} | {medians['train_py_overhead_s']:.1f} |")
-    print(f"| training steps/s | {medians['trial_steps_per_s']:.1f} | {medians['train_py_steps_per_s']:.1f} |")
+    print(f"| wall time of the run, s | {medians['sweep_wall_s']:.1f} | "
+          f"{medians['train_py_wall_s']:.1f} |")
+    print(f"| of it outside training, s | {medians['overhead_s']:.1f} | "
+          f"{medians['train_py_overhead_s']:.1f} |")
+    print(f"| training steps/s | {medians['trial_steps_per_s']:.1f} | "
+          f"{medians['train_py_steps_per_s']:.1f} |")
     print(f"\ntrial / train.py steps/s, median of the per-round ratios: {ratio:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"steps": args.steps, "rounds": rounds, "medians": medians,

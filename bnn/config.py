@@ -15,7 +15,8 @@ from typing import Literal
 class DataConfig:
     """Which regression data set, and how it is split."""
 
-    # `gap1d` (1-D toy regression with a gap in the inputs) or `diabetes` (scikit-learn's bundled set)
+    # `gap1d` (1-D toy regression with a gap in the inputs) or
+    # `diabetes` (scikit-learn's bundled set)
     name: Literal["gap1d", "diabetes"] = "gap1d"
     # share of the examples held out for the test set, in (0, 1)
     test_fraction: float = 0.2
@@ -43,20 +44,23 @@ class ModelConfig:
 
     # hidden layer widths of the ReLU network
     hidden_sizes: list[int] = field(default_factory=lambda: [50, 50])
-    # true: mean-field Gaussian weights trained by the ELBO; false: a plain network (maximum likelihood)
+    # true: mean-field Gaussian weights trained by the ELBO;
+    # false: a plain network (maximum likelihood)
     bayesian: bool = True
     # standard deviation of the N(0, prior_std^2) prior on every weight and bias, > 0
     prior_std: float = 1.0
     # initial posterior standard deviation of every weight and bias, > 0
     init_std: float = 0.01
-    # initial standard deviation of the Gaussian observation noise (learned; standardized units), > 0
+    # initial standard deviation of the Gaussian observation noise
+    # (learned; standardized units), > 0
     init_noise_std: float = 0.5
     # weight samples averaged in the predictive distribution at evaluation, >= 1
     predictive_samples: int = 100
 
     def __post_init__(self) -> None:
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, got {self.hidden_sizes}")
+            raise ValueError("hidden_sizes must be a non-empty list of positive integers, got "
+                             f"{self.hidden_sizes}")
         for name in ("prior_std", "init_std", "init_noise_std"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -71,7 +71,8 @@ def load_dataset(config: DataConfig, device: torch.device) -> Dataset:
     x, y = raw_data(config)
     num_test = round(len(x) * config.test_fraction)
     if not 1 <= num_test < len(x) - 1:
-        raise ValueError(f"test_fraction {config.test_fraction} of {len(x)} examples leaves an empty split")
+        raise ValueError(f"test_fraction {config.test_fraction} of {len(x)} examples "
+                         "leaves an empty split")
     order = np.random.default_rng(config.split_seed).permutation(len(x))
     train, test = order[num_test:], order[:num_test]
     x_mean, x_scale = x[train].mean(0), x[train].std(0)  # (N, F) -> (F,)
@@ -82,12 +83,14 @@ def load_dataset(config: DataConfig, device: torch.device) -> Dataset:
 
     return Dataset(
         name=config.name,
-        train_x=tensor((x[train] - x_mean) / x_scale), train_y=tensor((y[train] - y_mean) / y_scale),
+        train_x=tensor((x[train] - x_mean) / x_scale),
+        train_y=tensor((y[train] - y_mean) / y_scale),
         test_x=tensor((x[test] - x_mean) / x_scale), test_y=tensor((y[test] - y_mean) / y_scale),
         x_mean=tensor(x_mean), x_scale=tensor(x_scale), y_mean=y_mean, y_scale=y_scale,
     )
 
 
 def log_scale_correction(dataset: Dataset) -> float:
-    """What to add to a standardized log-density of y to get it in the data's units: -log y_scale."""
+    """What to add to a standardized log-density of y to get it in the data's units:
+    -log y_scale."""
     return -math.log(dataset.y_scale)

@@ -34,9 +34,11 @@ def save_predictive_figure(model: Regression, dataset: Dataset, path: Path) -> P
         raw_test = dataset.test_x[:, 0] * dataset.x_scale + dataset.x_mean
         grid = torch.linspace(float(raw_train.min()) - MARGIN, float(raw_train.max()) + MARGIN, 400,
                               device=dataset.train_x.device)
-        _, mean, std = model.predictive(((grid - dataset.x_mean) / dataset.x_scale).unsqueeze(-1))  # (400, 1)
+        # (400, 1)
+        _, mean, std = model.predictive(((grid - dataset.x_mean) / dataset.x_scale).unsqueeze(-1))
         lower, upper = to_raw(mean - 2 * std), to_raw(mean + 2 * std)
-        ax.fill_between(grid.cpu(), lower.cpu(), upper.cpu(), color="tab:blue", alpha=0.25, label="+-2 std")
+        ax.fill_between(grid.cpu(), lower.cpu(), upper.cpu(), color="tab:blue", alpha=0.25,
+                        label="+-2 std")
         ax.plot(grid.cpu(), to_raw(mean).cpu(), color="tab:blue", label="predictive mean")
         ax.plot(raw_train.cpu(), to_raw(dataset.train_y).cpu(), "k.", markersize=4, label="train")
         ax.plot(raw_test.cpu(), to_raw(dataset.test_y).cpu(), "r.", markersize=4, label="test")
@@ -48,7 +50,8 @@ def save_predictive_figure(model: Regression, dataset: Dataset, path: Path) -> P
                     markersize=3, alpha=0.6, label="test: mean +-2 std")
         low, high = float(target.min()), float(target.max())
         ax.plot([low, high], [low, high], "k--", linewidth=1, label="y = prediction")
-        ax.set(xlabel="target", ylabel="predicted", title=f"{dataset.name}: {kind}, test predictions +-2 std")
+        ax.set(xlabel="target", ylabel="predicted",
+               title=f"{dataset.name}: {kind}, test predictions +-2 std")
     ax.legend(fontsize=8)
     figure.savefig(path, dpi=120)
     return path

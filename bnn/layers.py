@@ -48,11 +48,16 @@ class BayesLinear(nn.Module):
     Shapes: x (B, I) -> (B, O); weight parameters (O, I), bias parameters (O,).
     """
 
-    def __init__(self, in_features: int, out_features: int, prior_std: float, init_std: float) -> None:
+    def __init__(self, in_features: int, out_features: int, prior_std: float,
+                 init_std: float) -> None:
         super().__init__()
         bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default range for the means
-        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
-        self.weight_rho = nn.Parameter(torch.full((out_features, in_features), inverse_softplus(init_std)))
+        self.weight_mu = nn.Parameter(
+            torch.empty(out_features, in_features).uniform_(-bound, bound)
+        )
+        self.weight_rho = nn.Parameter(
+            torch.full((out_features, in_features), inverse_softplus(init_std))
+        )
         self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
         self.bias_rho = nn.Parameter(torch.full((out_features,), inverse_softplus(init_std)))
         self.prior_std = prior_std
@@ -64,17 +69,21 @@ class BayesLinear(nn.Module):
         return F.softplus(self.bias_rho)
 
     def moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and variance of the pre-activations under q, (B, O) each (the local trick's Gaussian).
+        """Mean and variance of the pre-activations under q, (B, O) each
+        (the local trick's Gaussian).
 
-        E[a_bj] = x_b . mu_j + mu_bj,  Var[a_bj] = x_b^2 . sigma_j^2 + sigma_bj^2   (KSW 2015, eq. 6)
+        E[a_bj] = x_b . mu_j + mu_bj,  Var[a_bj] = x_b^2 . sigma_j^2 + sigma_bj^2
+        (KSW 2015, eq. 6)
         """
         mean = F.linear(x, self.weight_mu, self.bias_mu)  # (B, I) -> (B, O)
-        var = F.linear(x.square(), self.weight_std().square(), self.bias_std().square())  # (B, I) -> (B, O)
+        # (B, I) -> (B, O)
+        var = F.linear(x.square(), self.weight_std().square(), self.bias_std().square())
         return mean, var
 
     def forward(self, x: Tensor, estimator: Estimator) -> Tensor:
         if estimator == "global":
-            weight = DiagNormal(self.weight_mu, self.weight_std(), validate_args=False).rsample()  # (O, I)
+            # (O, I)
+            weight = DiagNormal(self.weight_mu, self.weight_std(), validate_args=False).rsample()
             bias = DiagNormal(self.bias_mu, self.bias_std(), validate_args=False).rsample()  # (O,)
             return F.linear(x, weight, bias)
         if estimator == "local":
@@ -83,10 +92,12 @@ class BayesLinear(nn.Module):
         if estimator == "flipout":
             zeros = torch.zeros_like(self.weight_mu)
             delta_w = DiagNormal(zeros, self.weight_std(), validate_args=False).rsample()  # (O, I)
-            delta_b = DiagNormal(torch.zeros_like(self.bias_mu), self.bias_std(), validate_args=False).rsample()
+            delta_b = DiagNormal(torch.zeros_like(self.bias_mu), self.bias_std(),
+                                 validate_args=False).rsample()
             signs_in = rademacher(x.shape, x)  # (B, I)
             signs_out = rademacher((x.shape[0], self.weight_mu.shape[0]), x)  # (B, O)
-            perturbation = (F.linear(x * signs_in, delta_w) + delta_b) * signs_out  # (B, I) -> (B, O)
+            # (B, I) -> (B, O)
+            perturbation = (F.linear(x * signs_in, delta_w) + delta_b) * signs_out
             return F.linear(x, self.weight_mu, self.bias_mu) + perturbation
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
 

@@ -68,14 +68,16 @@ class Regression(nn.Module):
     def __init__(self, in_features: int, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.network: BayesianMLP | PointMLP = (BayesianMLP if config.bayesian else PointMLP)(in_features, config)
+        self.network: BayesianMLP | PointMLP = (BayesianMLP if config.bayesian
+                                                else PointMLP)(in_features, config)
         self.log_noise_std = nn.Parameter(torch.tensor(math.log(config.init_noise_std)))
 
     def variational_parameters(self) -> list[nn.Parameter]:
         """The parameters whose gradient carries weight noise: every layer's mu and rho."""
         return list(self.network.parameters())
 
-    def objective(self, x: Tensor, y: Tensor, estimator: Estimator, num_train: int) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, x: Tensor, y: Tensor, estimator: Estimator,
+                  num_train: int) -> tuple[Tensor, dict[str, Tensor]]:
         """The minibatch ELBO per example (maximize it), and its parts, all ().
 
         Shapes: x (B, F), y (B,).
@@ -92,7 +94,8 @@ class Regression(nn.Module):
         Returns f (S, N), mean (N,), std (N,) with Var = Var_s f_s + s^2; S = 1 for a plain net.
         """
         samples = self.config.predictive_samples if self.config.bayesian else 1
-        draws = torch.stack([self.network(x, "global") for _ in range(samples)])  # S x (N,) -> (S, N)
+        # S x (N,) -> (S, N)
+        draws = torch.stack([self.network(x, "global") for _ in range(samples)])
         noise_var = self.log_noise_std.exp().square()
         var = draws.var(0, correction=0) + noise_var  # (S, N) -> (N,)
         return draws, draws.mean(0), var.sqrt()

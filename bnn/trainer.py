@@ -30,8 +30,10 @@ RNG_SEED_OFFSET = 10_007
 
 
 def weight_gradient_variance(model: Regression, x: Tensor, y: Tensor, num_train: int,
-                             estimators: tuple[Estimator, ...], num_samples: int) -> dict[str, float]:
-    """Trace of the covariance of each estimator's minibatch ELBO gradient in the weights' (mu, rho).
+                             estimators: tuple[Estimator, ...],
+                             num_samples: int) -> dict[str, float]:
+    """Trace of the covariance of each estimator's minibatch ELBO gradient
+    in the weights' (mu, rho).
 
     Each of the ``num_samples`` estimates is one full minibatch gradient with fresh weight
     noise, on the same parameters and the same minibatch x (B, F), y (B,). Run it inside
@@ -42,7 +44,8 @@ def weight_gradient_variance(model: Regression, x: Tensor, y: Tensor, num_train:
     def surrogate(estimator: Estimator) -> Tensor:
         return model.objective(x, y, estimator, num_train)[0]
 
-    return {name: gradient_stats(gradient_samples(partial(surrogate, name), params, num_samples)).var_trace
+    return {name: gradient_stats(gradient_samples(partial(surrogate, name), params,
+                                                  num_samples)).var_trace
             for name in estimators}
 
 
@@ -69,14 +72,16 @@ class BNNLearner:
         if grad_variance_samples < 2:
             raise ValueError(f"grad_variance_samples must be >= 2, got {grad_variance_samples}")
         self.estimator: Estimator = estimator  # narrowed by the check above
-        self.diagnostics = GradientDiagnostics(grad_variance_every if model.bayesian else 0, seed, device)
+        self.diagnostics = GradientDiagnostics(grad_variance_every if model.bayesian else 0, seed,
+                                               device)
         self.grad_variance_samples = grad_variance_samples
         self.seed = seed
         self.device = device
         self.dataset = load_dataset(data, device)
         self.num_train = len(self.dataset.train_y)
         if optim.batch_size > self.num_train:
-            raise ValueError(f"batch_size must be <= the {self.num_train} training examples, got {optim.batch_size}")
+            raise ValueError(f"batch_size must be <= the {self.num_train} training examples, got "
+                             f"{optim.batch_size}")
         self.batch_size = optim.batch_size
         with seeded_rng(seed, device):
             self.model = Regression(self.dataset.train_x.shape[1], model).to(device)
@@ -87,8 +92,10 @@ class BNNLearner:
     # ------------------------------------------------------------------ training
 
     def advance(self, log: bool) -> dict[str, float]:
-        """One Adam step on a minibatch drawn uniformly with replacement; metrics only when ``log``."""
-        index = torch.randint(self.num_train, (self.batch_size,), generator=self.generator).to(self.device)
+        """One Adam step on a minibatch drawn uniformly with replacement;
+        metrics only when ``log``."""
+        index = torch.randint(self.num_train, (self.batch_size,),
+                              generator=self.generator).to(self.device)
         x, y = self.dataset.train_x[index], self.dataset.train_y[index]  # (B, F), (B,)
         grad_metrics = self.diagnostics(self.step, log, partial(self._gradient_diagnostics, x, y))
         objective, info = self.model.objective(x, y, self.estimator, self.num_train)
@@ -99,13 +106,15 @@ class BNNLearner:
         self.step += 1
         if not log:
             return {}
-        tensors = [loss.detach(), info["log_lik"], info["kl"], self.model.log_noise_std.detach().exp()]
+        tensors = [loss.detach(), info["log_lik"], info["kl"],
+                   self.model.log_noise_std.detach().exp()]
         values = torch.stack(tensors).tolist()  # one host sync for all of them
         names = ("loss/elbo", "train/log_lik", "train/kl", "stats/noise_std")
         return dict(zip(names, values, strict=True)) | grad_metrics
 
     def _gradient_diagnostics(self, x: Tensor, y: Tensor) -> dict[str, float]:
-        var = weight_gradient_variance(self.model, x, y, self.num_train, ESTIMATORS, self.grad_variance_samples)
+        var = weight_gradient_variance(self.model, x, y, self.num_train, ESTIMATORS,
+                                       self.grad_variance_samples)
         return {"grad/weight_var_trace": var[self.estimator]} | {
             f"grad/weight_var_trace_{name}": value for name, value in var.items()} | {
             "grad/var_ratio_global_local": var["global"] / var["local"],
@@ -140,7 +149,8 @@ class BNNLearner:
         """summary.json fields: dataset, test RMSE and log-likelihood, final gradient variance."""
         test = self._test_metrics()
         return {"dataset": self.dataset.name, "test_rmse": test["rmse"],
-                "test_log_likelihood": test["log_likelihood"], "grad_var_trace": self.final_grad_var_trace()}
+                "test_log_likelihood": test["log_likelihood"],
+                "grad_var_trace": self.final_grad_var_trace()}
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -162,7 +172,9 @@ class BNNLearner:
     def write_figures(self, out_dir: Path) -> list[Path]:
         """bnn_predictive.png: predictive mean and +-2 std against the data (see bnn/figures.py)."""
         with seeded_rng(self.seed + RNG_SEED_OFFSET, self.device):
-            return [save_predictive_figure(self.model, self.dataset, out_dir / "bnn_predictive.png")]
+            return [
+                save_predictive_figure(self.model, self.dataset, out_dir / "bnn_predictive.png")
+            ]
 
     def close(self) -> None:
         """Nothing to release: the data lives in memory."""

@@ -10,5 +10,5 @@ from envs.make import (
 )
 from envs.state import get_state, set_state
 
-__all__ = ["SUPPORTED_IDS", "EnvConfig", "get_state", "is_mujoco_task", "make_env", "make_vector_env",
-           "set_state", "true_next_obs"]
+__all__ = ["SUPPORTED_IDS", "EnvConfig", "get_state", "is_mujoco_task", "make_env",
+           "make_vector_env", "set_state", "true_next_obs"]

@@ -48,7 +48,8 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         if not self.id:
-            raise ValueError("id must be a gymnasium env id such as Pendulum-v1, got an empty string")
+            raise ValueError("id must be a gymnasium env id such as Pendulum-v1, "
+                             "got an empty string")
         check_num_envs(self.num_envs)
 
 
@@ -94,9 +95,11 @@ def _make_base(env_id: str, render_mode: str | None = None) -> gym.Env:
     if not isinstance(env.action_space, Box):
         problem = f"SAC needs a continuous (Box) action space; {env_id} has {env.action_space}"
     elif not (np.isfinite(env.action_space.low).all() and np.isfinite(env.action_space.high).all()):
-        problem = f"the action space of {env_id} must be bounded to rescale it to [-1, 1], got {env.action_space}"
+        problem = (f"the action space of {env_id} must be bounded to rescale it to [-1, 1], got "
+                   f"{env.action_space}")
     elif not isinstance(env.observation_space, Box) or len(env.observation_space.shape) != 1:
-        problem = f"the networks need a flat Box observation space; {env_id} has {env.observation_space}"
+        problem = (f"the networks need a flat Box observation space; {env_id} has "
+                   f"{env.observation_space}")
     if problem is not None:
         env.close()
         raise ValueError(problem)
@@ -110,7 +113,8 @@ def _rescaled(env: gym.Env) -> RescaleAction:
     return RescaleAction(env, min_action=-ones, max_action=ones)
 
 
-def make_env(env_id: str, seed: int, render_mode: str | None = None, rescale: bool = True) -> gym.Env:
+def make_env(env_id: str, seed: int, render_mode: str | None = None,
+             rescale: bool = True) -> gym.Env:
     """One env with episode statistics, seeded and already reset once.
 
     It acts in [-1, 1]^A (`rescale`, what the learners train in) or, with rescale=False, in the

@@ -1,4 +1,5 @@
-"""The complete state of an env built by `envs.make`, as tensors and python values, for exact resume.
+"""The complete state of an env built by `envs.make`, as tensors and python values,
+for exact resume.
 
 `get_state(env)` walks the wrapper chain from the outside in (for a vector env: its wrappers,
 then every sub-env's chain) and records, per layer:
@@ -56,7 +57,8 @@ def _set_plain_attributes(obj: object, attributes: dict[str, dict[str, Any]]) ->
     for name, tensor in attributes["arrays"].items():
         value = tensor.numpy()
         current = getattr(obj, name, None)
-        if isinstance(current, np.ndarray) and current.shape == value.shape and current.dtype == value.dtype:
+        if (isinstance(current, np.ndarray) and current.shape == value.shape
+                and current.dtype == value.dtype):
             current[...] = value  # in place: other objects may hold a reference to this array
         else:
             setattr(obj, name, value.copy())
@@ -100,7 +102,8 @@ def _set_physics(env: Any, physics: dict[str, torch.Tensor]) -> None:
     integration = physics["integration"].numpy()
     expected = mujoco.mj_stateSize(env.model, spec)
     if integration.shape != (expected,):
-        raise ValueError(f"MuJoCo state size mismatch: saved {integration.shape[0]} vs this model {expected}")
+        raise ValueError(f"MuJoCo state size mismatch: saved {integration.shape[0]} vs this model "
+                         f"{expected}")
     mujoco.mj_setState(env.model, env.data, integration, spec)
     for name in _MUJOCO_KINEMATICS:
         getattr(env.data, name)[...] = physics[name].numpy()
@@ -124,11 +127,13 @@ def _get_layer(obj: Any) -> dict[str, Any]:
 
 def _set_layer(obj: Any, state: dict[str, Any]) -> None:
     if state["type"] != type(obj).__name__:
-        raise ValueError(f"env state does not fit this env: saved layer {state['type']}, found {type(obj).__name__}")
+        raise ValueError(f"env state does not fit this env: saved layer {state['type']}, found "
+                         f"{type(obj).__name__}")
     _set_plain_attributes(obj, state["attributes"])
     if "envs" in state:
         if len(state["envs"]) != len(obj.envs):
-            raise ValueError(f"env state does not fit this env: saved {len(state['envs'])} sub-envs, found {len(obj.envs)}")
+            raise ValueError(f"env state does not fit this env: saved {len(state['envs'])} "
+                             f"sub-envs, found {len(obj.envs)}")
         for sub_env, sub_state in zip(obj.envs, state["envs"], strict=True):
             _set_layer(sub_env, sub_state)
     elif "inner" in state:
@@ -140,7 +145,8 @@ def _set_layer(obj: Any, state: dict[str, Any]) -> None:
 
 
 def get_state(env: gym.Env | gym.vector.VectorEnv) -> dict[str, Any]:
-    """Everything that determines how `env` continues: a nested dict of tensors and python values."""
+    """Everything that determines how `env` continues:
+    a nested dict of tensors and python values."""
     return {
         "chain": _get_layer(env),
         "action_space_rng": env.action_space.np_random.bit_generator.state,

@@ -78,7 +78,8 @@ def choose_gl_backend(candidates: tuple[str, ...] = GL_BACKENDS) -> str:
             return backend
         reasons[backend] = reason
     tried = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
-    packages = " or ".join(f"{GL_PACKAGES[name]} ({name})" for name in candidates if name in GL_PACKAGES)
+    packages = " or ".join(f"{GL_PACKAGES[name]} ({name})"
+                           for name in candidates if name in GL_PACKAGES)
     raise RenderError(f"MuJoCo cannot render offscreen on this machine ({tried}); install Debian's "
                       f"{packages}, e.g. as root: bash scripts/setup.sh")
 
@@ -122,8 +123,9 @@ class VideoWriter:
         """Append the env's current frame (an env made with render_mode="rgb_array")."""
         frame = env.render()
         if not isinstance(frame, np.ndarray):
-            raise RenderError(f"{env.spec.id if env.spec else env} rendered {type(frame).__name__}, not an "
-                              'RGB array: make it with render_mode="rgb_array"')
+            raise RenderError(f"{env.spec.id if env.spec else env} rendered "
+                              f"{type(frame).__name__}, not an RGB array: "
+                              'make it with render_mode="rgb_array"')
         self.append(frame)
 
     def close(self) -> None:

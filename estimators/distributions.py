@@ -88,13 +88,15 @@ def _require_positive(name: str, value: Tensor) -> None:
         raise ValueError(f"{name} must be > 0, got {worst}{value.min().item():.4g}")
 
 
-def _check_loc_scale(loc: Tensor | float, scale: Tensor | float, validate_args: bool | None) -> torch.Size:
+def _check_loc_scale(loc: Tensor | float, scale: Tensor | float,
+                     validate_args: bool | None) -> torch.Size:
     """Check a (loc, scale) pair; returns their broadcast shape."""
     loc_t, scale_t = torch.as_tensor(loc), torch.as_tensor(scale)
     shape = _require_broadcastable(loc=loc_t, scale=scale_t)
     if _validating(validate_args):
         if bool(torch.isnan(loc_t).any()):
-            raise ValueError(f"loc must not be NaN, got {int(torch.isnan(loc_t).sum())} NaN entries")
+            raise ValueError(f"loc must not be NaN, got "
+                             f"{int(torch.isnan(loc_t).sum())} NaN entries")
         _require_positive("scale", scale_t)
     return shape
 
@@ -122,9 +124,11 @@ class DiagNormal(Independent):
         shape = _check_loc_scale(loc, scale, validate_args)
         if len(shape) == 0:
             raise ValueError(
-                "DiagNormal needs an event dimension: loc and scale must have at least 1 dim, got shape ()"
+                "DiagNormal needs an event dimension: loc and scale must have at least 1 dim, "
+                "got shape ()"
             )
-        super().__init__(Normal(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
+        super().__init__(Normal(loc, scale, validate_args=validate_args), 1,
+                         validate_args=validate_args)
 
     @property
     def loc(self) -> Tensor:

@@ -1,6 +1,7 @@
 """Normalizing flows: z = f_K(...f_1(eps)) with the exact change of variables.
 
-    log q(z_K) = log q_0(z_0) - sum_k log |det d z_k / d z_{k-1}|     (Rezende & Mohamed 2015, eq. 6)
+    log q(z_K) = log q_0(z_0) - sum_k log |det d z_k / d z_{k-1}|
+    (Rezende & Mohamed 2015, eq. 6)
 
 A flow is pure reparameterization: every step is a differentiable function of the previous
 draw, so any `rsample`-able base (the core's `DiagNormal`, a conditional one from an encoder)
@@ -108,7 +109,8 @@ class PlanarTransform(Transform):
 
 
 class AffineCouplingTransform(Transform):
-    """y = m * x + (1 - m) * (x * exp(s) + t), (s, t) = conditioner(m * x)   (Dinh et al. 2017, eq. 9).
+    """y = m * x + (1 - m) * (x * exp(s) + t), (s, t) = conditioner(m * x)
+    (Dinh et al. 2017, eq. 9).
 
     The masked half passes through unchanged and sets the scale and shift of the other half,
     so the Jacobian is triangular: log |det| = sum_i (1 - m_i) s_i, and the inverse is exact,
@@ -123,7 +125,8 @@ class AffineCouplingTransform(Transform):
     codomain = constraints.independent(constraints.real, 1)
     bijective = True
 
-    def __init__(self, mask: Tensor, conditioner: Callable[[Tensor], tuple[Tensor, Tensor]]) -> None:
+    def __init__(self, mask: Tensor,
+                 conditioner: Callable[[Tensor], tuple[Tensor, Tensor]]) -> None:
         super().__init__()
         self.mask = mask
         self.conditioner = conditioner
@@ -167,16 +170,21 @@ class FlowDistribution(TransformedDistribution):
         rsample_and_log_prob(S)   z (*S, ..., D), log_prob (*S, ...)
     """
 
-    def __init__(self, base: Distribution, transforms: list[Transform], validate_args: bool | None = None) -> None:
+    def __init__(self, base: Distribution, transforms: list[Transform],
+                 validate_args: bool | None = None) -> None:
         if len(base.event_shape) != 1:
-            raise ValueError(f"base must have one event dimension, got event shape {tuple(base.event_shape)}")
+            raise ValueError("base must have one event dimension, got event shape "
+                             f"{tuple(base.event_shape)}")
         for transform in transforms:
             if transform.domain.event_dim != 1:
-                raise ValueError(f"every transform must act on event dimension 1, got {type(transform).__name__} "
-                                 f"with event dimension {transform.domain.event_dim}")
+                raise ValueError("every transform must act on event dimension 1, got "
+                                 f"{type(transform).__name__} with event dimension "
+                                 f"{transform.domain.event_dim}")
         super().__init__(base, transforms, validate_args=validate_args)
 
-    def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
+    def rsample_and_log_prob(
+        self, sample_shape: torch.Size | tuple[int, ...] = ()
+    ) -> tuple[Tensor, Tensor]:
         """(z, log q(z)) from one reparameterized base draw; both carry gradients."""
         z = self.base_dist.rsample(torch.Size(sample_shape))
         log_prob = self.base_dist.log_prob(z)  # (*S, ...)
@@ -215,12 +223,14 @@ class PlanarFlow(nn.Module):
 
     def forward(self, context: Tensor | None = None) -> list[Transform]:
         if (context is None) != (self.head is None):
-            raise ValueError("a conditional PlanarFlow needs a context tensor, an unconditional one takes none")
+            raise ValueError("a conditional PlanarFlow needs a context tensor, "
+                             "an unconditional one takes none")
         flat = self.params if self.head is None else self.head(context)  # (..., steps * (2D + 1))
         assert flat is not None
         per_step = flat.unflatten(-1, (self.steps, 2 * self.dim + 1))  # -> (..., steps, 2D + 1)
         u, w, b = per_step.split([self.dim, self.dim, 1], dim=-1)
-        return [PlanarTransform(u[..., k, :], w[..., k, :], b[..., k, 0]) for k in range(self.steps)]
+        return [PlanarTransform(u[..., k, :], w[..., k, :], b[..., k, 0])
+                for k in range(self.steps)]
 
 
 class _Conditioner(nn.Module):
@@ -254,19 +264,23 @@ class CouplingFlow(nn.Module):
     Shapes: forward(context (..., C) or None) -> steps transforms acting on (*S, ..., D).
     """
 
-    def __init__(self, dim: int, steps: int, hidden: int = 64, context_dim: int | None = None) -> None:
+    def __init__(self, dim: int, steps: int, hidden: int = 64,
+                 context_dim: int | None = None) -> None:
         super().__init__()
         if dim < 2 or steps < 1 or hidden < 1:
-            raise ValueError(f"coupling needs dim >= 2, steps >= 1, hidden >= 1; got {dim}, {steps}, {hidden}")
+            raise ValueError("coupling needs dim >= 2, steps >= 1, hidden >= 1; "
+                             f"got {dim}, {steps}, {hidden}")
         self.context_dim = context_dim
         first_half = (torch.arange(dim) < dim // 2).float()  # (D,)
         self.register_buffer("masks", torch.stack([first_half if k % 2 == 0 else 1.0 - first_half
                                                    for k in range(steps)]))  # (steps, D)
-        self.conditioners = nn.ModuleList(_Conditioner(dim, hidden, context_dim) for _ in range(steps))
+        self.conditioners = nn.ModuleList(_Conditioner(dim, hidden, context_dim)
+                                          for _ in range(steps))
 
     def forward(self, context: Tensor | None = None) -> list[Transform]:
         if (context is None) != (self.context_dim is None):
-            raise ValueError("a conditional CouplingFlow needs a context tensor, an unconditional one takes none")
+            raise ValueError("a conditional CouplingFlow needs a context tensor, "
+                             "an unconditional one takes none")
         masks: Tensor = self.masks  # type: ignore[assignment]
         return [AffineCouplingTransform(mask, partial(conditioner, context=context))
                 for mask, conditioner in zip(masks, self.conditioners, strict=True)]

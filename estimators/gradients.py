@@ -4,8 +4,8 @@ Any torch model can use them: compute f on samples, build the surrogate, call .b
 The convention is "maximize": these are objectives; callers negate them to get a loss.
 
 Two estimators (Mohamed et al. 2020, "Monte Carlo Gradient Estimation in Machine Learning"):
-- pathwise (reparameterization): z = g_phi(eps) from `rsample()`, gradient mean_k grad f(g_phi(eps_k)).
-  Needs f differentiable in z; usually low variance.
+- pathwise (reparameterization): z = g_phi(eps) from `rsample()`, gradient
+  mean_k grad f(g_phi(eps_k)). Needs f differentiable in z; usually low variance.
 - score function (REINFORCE, likelihood ratio): z from `sample()` (no gradient path), gradient
   mean_k (f(z_k) - b) grad log q_phi(z_k). Needs only f's value; variance is reduced by a
   baseline b that does not depend on z_k (then E[b grad log q] = b grad 1 = 0, no bias).

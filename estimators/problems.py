@@ -337,7 +337,8 @@ class LogNormalMean(ToyProblem):
     score_function_baseline: g = (exp z - m) * (eps/sigma, (eps^2 - 1)/sigma); expanding the
     square, E g_mu^2 = [M2 (1 + 4 sigma^2) - 2 m^2 (1 + sigma^2) + m^2]/sigma^2, so
         Var_mu = m^2 [q (1 + 4 sigma^2)/sigma^2 + 1],
-    and E g_sigma^2 = [M2 (2 + 16 sigma^2 + 16 sigma^4) - 2 m^2 (2 + 4 sigma^2 + sigma^4) + 2 m^2]/sigma^2,
+    and E g_sigma^2 = [M2 (2 + 16 sigma^2 + 16 sigma^4) - 2 m^2 (2 + 4 sigma^2 + sigma^4)
+                       + 2 m^2]/sigma^2,
         Var_sigma = m^2 [q (2 + 16 sigma^2 + 16 sigma^4)/sigma^2 + 8 + 13 sigma^2].
     """
 
@@ -362,7 +363,8 @@ class LogNormalMean(ToyProblem):
         quartic = 2.0 + 16.0 * s2 + 16.0 * s2**2  # E[exp(2z)(eps^2-1)^2] / M2
         return {
             "pathwise": (m2 * q, second * (1.0 + 4.0 * s2) - s2 * m2),
-            "score_function": (second * (1.0 + 4.0 * s2) / s2 - m2, second * quartic / s2 - s2 * m2),
+            "score_function": (second * (1.0 + 4.0 * s2) / s2 - m2,
+                               second * quartic / s2 - s2 * m2),
             "score_function_baseline": (
                 m2 * (q * (1.0 + 4.0 * s2) / s2 + 1.0),
                 m2 * (q * quartic / s2 + 8.0 + 13.0 * s2),

@@ -113,9 +113,11 @@ def gradient_samples(
     for _ in range(num_samples):
         surrogate = estimate()
         if surrogate.dim() != 0:
-            raise ValueError(f"estimate() must return a 0-dim surrogate, got shape {tuple(surrogate.shape)}")
+            raise ValueError("estimate() must return a 0-dim surrogate, got shape "
+                             f"{tuple(surrogate.shape)}")
         if surrogate.grad_fn is None:
-            raise ValueError("estimate() returned a surrogate that does not depend on params (no grad_fn)")
+            raise ValueError("estimate() returned a surrogate that does not depend on params "
+                             "(no grad_fn)")
         grads = torch.autograd.grad(surrogate, params, allow_unused=True)
         flat = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
         rows.append(torch.cat([g.reshape(-1) for g in flat]))  # P_i each -> (P,)
@@ -139,7 +141,8 @@ def gradient_stats(samples: Tensor, reference: Tensor | None = None) -> Gradient
     if reference is not None:
         if reference.shape != samples.shape[1:]:
             raise ValueError(
-                f"shape mismatch: reference {tuple(reference.shape)} vs one sample {tuple(samples.shape[1:])}"
+                f"shape mismatch: reference {tuple(reference.shape)} vs one sample "
+                f"{tuple(samples.shape[1:])}"
             )
         cosines = F.cosine_similarity(samples, reference.unsqueeze(0), dim=1)  # (K, P) -> (K,)
         cosine = float(cosines.mean())  # (K,) -> ()
@@ -176,7 +179,8 @@ def _measure(problem: ToyProblem, mu: float, sigma: float, num_samples: int, see
 
 def _table(header: str, param_names: Sequence[str], num_samples: int, results: Results) -> str:
     """The stdout report: one row per (estimator, parameter)."""
-    columns = f"{'estimator':<24} {'grad':<8} {'mean':>12} {'analytic':>12} {'std.err':>10} {'var':>12} {'analytic':>12}"
+    columns = (f"{'estimator':<24} {'grad':<8} {'mean':>12} {'analytic':>12} {'std.err':>10} "
+               f"{'var':>12} {'analytic':>12}")
     lines = [header, columns, "-" * len(columns)]
     for name, (stats, moments) in results.items():
         for i, param in enumerate(param_names):
@@ -594,7 +598,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                     f"--draws must be >= 2 (the leave-one-out baseline needs two), got {args.draws}"
                 )
             if args.plot is not None and args.temperatures is None:
-                raise ValueError("--plot for --problem categorical sweeps --temperatures: give them")
+                raise ValueError("--plot for --problem categorical sweeps --temperatures: "
+                                 "give them")
     except ValueError as err:
         parser.error(str(err))
 

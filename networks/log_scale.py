@@ -7,7 +7,8 @@ from torch import Tensor
 
 
 def bounded_log_scale(raw: Tensor, low: float, high: float) -> Tensor:
-    """Map a raw head output (any real) smoothly into [low, high]: low + (high - low)(tanh(raw) + 1)/2.
+    """Map a raw head output (any real) smoothly into [low, high]:
+    low + (high - low)(tanh(raw) + 1)/2.
 
     A tanh rescale rather than a hard clamp: a clamp has zero gradient outside the bounds, so
     a log-scale pushed past them can never come back (DLR-RM/stable-baselines3 issue 620);

@@ -17,6 +17,7 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> nn.Sequential
     sizes = [in_dim, *hidden_sizes, out_dim]
     layers: list[nn.Module] = []
     for fan_in, fan_out in pairwise(sizes[:-1]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]  # in place: ReLU's backward needs only its output
+        # in place: ReLU's backward needs only its output
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)

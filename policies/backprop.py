@@ -42,7 +42,8 @@ def unsupported(net: nn.Module) -> str | None:
     kinds = [type(m) for m in net]
     expected = [nn.Linear, nn.ReLU] * (len(kinds) // 2) + [nn.Linear]
     if kinds != expected:
-        return "an MLP of " + " -> ".join(kind.__name__ for kind in kinds) + ", not Linear with ReLU between"
+        return ("an MLP of " + " -> ".join(kind.__name__ for kind in kinds)
+                + ", not Linear with ReLU between")
     return None
 
 
@@ -65,7 +66,8 @@ def forward_keeping_inputs(layers: Sequence[Layer], x: Tensor) -> tuple[Tensor, 
     return x, inputs
 
 
-def param_grads(layers: Sequence[Layer], inputs: Sequence[Tensor], grad_out: Tensor) -> list[Tensor]:
+def param_grads(layers: Sequence[Layer], inputs: Sequence[Tensor],
+                grad_out: Tensor) -> list[Tensor]:
     """[dL/dW_1, dL/db_1, ..., dL/dW_L, dL/db_L] from dL/dy, in `parameters()` order and shaped
     like the parameters.
 
@@ -109,7 +111,8 @@ def affine_param_grads(layer: Layer, h: Tensor, grad_z: Tensor) -> list[Tensor]:
     """[dL/dweight, dL/dbias] of z = h W + b, shaped like the layer's parameters."""
     if isinstance(layer, nn.Linear):
         return [grad_z.t() @ h, grad_z.sum(0)]  # (out, B) @ (B, in); (out,)
-    return [h.transpose(1, 2) @ grad_z, grad_z.sum(1, keepdim=True)]  # (E, in, B) @ (E, B, out); (E, 1, out)
+    # (E, in, B) @ (E, B, out); (E, 1, out)
+    return [h.transpose(1, 2) @ grad_z, grad_z.sum(1, keepdim=True)]
 
 
 def affine_input_grad(layer: Layer, grad_z: Tensor) -> Tensor:

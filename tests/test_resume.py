@@ -57,12 +57,15 @@ def resume_refused(run_dir: Path, capsys: pytest.CaptureFixture[str], *overrides
     return lines[0]
 
 
-def test_the_audited_command_exits_2_with_one_line_and_leaves_the_run_untouched(run_dir: Path) -> None:
+def test_the_audited_command_exits_2_with_one_line_and_leaves_the_run_untouched(
+    run_dir: Path
+) -> None:
     before = snapshot(run_dir)
     result = run_cli("--resume", str(run_dir), "agent.hidden_sizes=[8]")
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: --resume cannot change agent.hidden_sizes from [32, 32] to [8]")
+    assert result.stderr.startswith(
+        "error: --resume cannot change agent.hidden_sizes from [32, 32] to [8]")
     assert snapshot(run_dir) == before
 
 
@@ -92,7 +95,8 @@ def test_resume_config_accepts_the_sections_a_resumed_run_may_change(finished_ru
     saved = yaml.safe_load((finished_run / "config.yaml").read_text())
     resumed = resume_config(saved, ["total_steps=900", "eval.episodes=3", "log.every=50",
                                     "checkpoint.keep=3", "wandb.mode=offline", "device=cpu",
-                                    "seed=0", "agent.hidden_sizes=[32, 32]"])  # the last two: unchanged
+                                    # the last two: unchanged
+                                    "seed=0", "agent.hidden_sizes=[32, 32]"])
     expected = to_dict(load_config(None, [], base=saved))
     expected |= {"total_steps": 900, "device": "cpu"}
     expected["eval"]["episodes"], expected["log"]["every"] = 3, 50
@@ -109,11 +113,13 @@ def test_a_finished_run_is_reported_and_left_untouched(
     before = snapshot(run_dir)
     assert train.main(["--resume", str(run_dir)]) == 0
     err = capsys.readouterr().err
-    assert err == f"{run_dir} already reached total_steps=400; raise it with total_steps=N to train further\n"
+    assert err == (f"{run_dir} already reached total_steps=400; "
+                   "raise it with total_steps=N to train further\n")
     assert snapshot(run_dir) == before
 
 
-def test_a_directory_without_config_yaml_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_directory_without_config_yaml_is_refused(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "notes.txt").write_text("not a run")
     line = resume_refused(tmp_path, capsys)
     assert line == f"error: {tmp_path} is not a run directory (no config.yaml)"
@@ -122,7 +128,8 @@ def test_a_directory_without_config_yaml_is_refused(tmp_path: Path, capsys: pyte
     assert not missing.exists()
 
 
-def test_a_run_without_any_checkpoint_is_refused(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_without_any_checkpoint_is_refused(run_dir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     shutil.rmtree(run_dir / "checkpoints")
     line = resume_refused(run_dir, capsys, "total_steps=600")
     assert line == f"error: no checkpoint in {run_dir / 'checkpoints'}"
@@ -133,7 +140,8 @@ def test_a_run_whose_every_checkpoint_is_corrupt_is_refused(run_dir: Path) -> No
     assert len(checkpoints) == 2
     checkpoints[0].write_bytes(checkpoints[0].read_bytes()[:1000])  # truncated: checksum fails
     checkpoints[1].write_bytes(b"\0" * 4096)
-    checkpoints[1].with_name(checkpoints[1].name + ".sha256").unlink()  # no checksum: torch refuses it
+    # no checksum: torch refuses it
+    checkpoints[1].with_name(checkpoints[1].name + ".sha256").unlink()
     before = snapshot(run_dir)
     result = run_cli("--resume", str(run_dir), "total_steps=600")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -155,7 +163,9 @@ class _RunsAShellCommand:
         return os.system, (f"touch {self.marker}",)
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_not_executed_and_not_skipped(run_dir: Path) -> None:
+def test_a_checkpoint_that_would_run_code_is_refused_not_executed_and_not_skipped(
+    run_dir: Path
+) -> None:
     newest = list_checkpoints(run_dir / "checkpoints")[0]
     marker = run_dir.parent / "code-ran"
     state, _ = load_latest(run_dir / "checkpoints")
@@ -167,12 +177,15 @@ def test_a_checkpoint_that_would_run_code_is_refused_not_executed_and_not_skippe
     result = run_cli("--resume", str(run_dir), "total_steps=600")
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"error: refusing to load {newest}: it contains pickled objects")
+    assert result.stderr.startswith(
+        f"error: refusing to load {newest}: it contains pickled objects")
     assert not marker.exists(), "the checkpoint's code ran"
     assert snapshot(run_dir) == before  # and the older good checkpoint was not silently used
 
 
-def test_a_config_yaml_edited_to_another_shape_is_refused(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_config_yaml_edited_to_another_shape_is_refused(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = run_dir / "config.yaml"
     config.write_text(config.read_text().replace("- 32\n  - 32\n", "- 16\n  - 16\n", 1))
     assert "- 16" in config.read_text()
@@ -192,7 +205,8 @@ def test_sigint_checkpoints_the_current_step_exits_130_and_the_run_resumes(tmp_p
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.exists() and '"global_step": 300' in metrics.read_text()):
+    while time.time() < deadline and not (metrics.exists()
+                                          and '"global_step": 300' in metrics.read_text()):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -219,7 +233,8 @@ def test_a_second_ctrl_c_aborts_without_a_checkpoint(
     def advance_then_ctrl_c_twice(self: SACLearner, log: bool) -> dict[str, float]:
         metrics = real_advance(self, log)
         if self.step == 350:  # between the checkpoints at 200 and 400
-            os.kill(os.getpid(), signal.SIGINT)  # the loop would stop and checkpoint after this update
+            # the loop would stop and checkpoint after this update
+            os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)  # ...but a second one aborts at once
         return metrics
 
@@ -238,5 +253,7 @@ def test_a_second_ctrl_c_aborts_without_a_checkpoint(
     monkeypatch.setattr(SACLearner, "advance", real_advance)
     assert train.main(["--resume", str(out), "total_steps=400"]) == 0
     assert "from step_000000000200.pt (step 200)" in capsys.readouterr().err
-    steps = [json.loads(line)["global_step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(steps) and steps.count(300) == 2  # train/ and eval/ rows at 300, once each
+    steps = [json.loads(line)["global_step"]
+             for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # train/ and eval/ rows at 300, once each
+    assert steps == sorted(steps) and steps.count(300) == 2

@@ -52,7 +52,9 @@ def assert_identical(a: object, b: object, where: str = "learner") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_run(tmp_path: Path) -> None:
+def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_run(
+    tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     result = run_cli("--out", str(out), "total_steps=400", *TINY_SAC, "wandb.mode=offline",
                      "wandb.tags=[smoke]")
@@ -60,7 +62,8 @@ def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_r
     assert (out / "config.yaml").is_file()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["global_step"] for r in rows if "loss/critic" in r] == [200, 300, 400]
-    assert {"loss/critic", "loss/actor", "loss/alpha", "stats/alpha", "stats/entropy"} <= rows[-2].keys()
+    assert {"loss/critic", "loss/actor", "loss/alpha", "stats/alpha",
+            "stats/entropy"} <= rows[-2].keys()
     assert any("eval/return_mean" in r for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["total_steps"] == 400
@@ -84,7 +87,8 @@ def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_r
         (["--config", "configs/nope.yaml"], "config file not found"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(tmp_path: Path, args: list[str],
+                                                               message: str) -> None:
     out = tmp_path / "run"
     result = run_cli("--out", str(out), *args, "wandb.mode=disabled")
     assert result.returncode == 2
@@ -164,7 +168,8 @@ def test_same_seed_gives_the_same_metrics_file(tmp_path: Path) -> None:
     a = run_cli("--out", str(tmp_path / "a"), "total_steps=400", *TINY_SAC)
     b = run_cli("--out", str(tmp_path / "b"), "total_steps=400", *TINY_SAC)
     assert a.returncode == b.returncode == 0
-    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    assert ((tmp_path / "a" / "metrics.jsonl").read_text()
+            == (tmp_path / "b" / "metrics.jsonl").read_text())
 
 
 def test_a_nan_in_the_critic_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
@@ -210,8 +215,10 @@ def test_an_edited_critic_loss_stops_the_default_run_in_one_line_naming_the_loss
     monkeypatch.setattr(sac, "critic_loss", huber_critic_loss)
     out = tmp_path / "run"
     assert train.main(["--out", str(out), "total_steps=300", *TINY_SAC]) == 1
-    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # not the progress bar's
-    assert len(err) == 1 and err[0].startswith("error: training stopped: the gradient of critic_loss differs")
+    # not the progress bar's
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and err[0].startswith(
+        "error: training stopped: the gradient of critic_loss differs")
     assert "agent.backprop=autograd" in err[0] and "no checkpoint had been written yet" in err[0]
     assert json.loads((out / "summary.json").read_text())["status"] == "failed"
     assert train.main(["--out", str(tmp_path / "autograd"), "total_steps=300", *TINY_SAC,
@@ -240,6 +247,7 @@ def test_a_failing_wandb_warns_and_training_continues(
     monkeypatch.setattr(wandb, "init", broken_init)
     out = tmp_path / "run"
     assert train.main(["--out", str(out), "total_steps=300", *TINY_SAC, "wandb.mode=online"]) == 0
-    assert "warning: W&B failed (CommError: could not reach the W&B server)" in capsys.readouterr().err
+    assert ("warning: W&B failed (CommError: could not reach the W&B server)"
+            in capsys.readouterr().err)
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
     assert (out / "metrics.jsonl").read_text()

@@ -55,7 +55,8 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _grouped(key: str) -> bool:
     """Whether the dotted config key `key` tells groups apart (it is not in NOT_GROUPED)."""
-    return not any(key == skip or (skip.endswith(".") and key.startswith(skip)) for skip in NOT_GROUPED)
+    return not any(key == skip or (skip.endswith(".") and key.startswith(skip))
+                   for skip in NOT_GROUPED)
 
 
 def read_curve(run: Path, metric: str) -> Curve:
@@ -85,7 +86,8 @@ def group_curves(curves: list[Curve]) -> dict[str, list[Curve]]:
     for config, members in groups.items():
         flat = dict(config)
         task = flat.get("env.id") or flat.get("data.name") or ""
-        differences = ", ".join(f"{key}={flat.get(key)}" for key in sorted(varying - {"kind", "env.id"}))
+        differences = ", ".join(f"{key}={flat.get(key)}"
+                                for key in sorted(varying - {"kind", "env.id"}))
         label = f"{flat.get('kind')} {task}" + (f" ({differences})" if differences else "")
         labelled[f"{label}, {len(members)} seed{'s' if len(members) > 1 else ''}"] = members
     return labelled
@@ -126,9 +128,11 @@ def plot(groups: dict[str, list[Curve]], metric: str, out: Path) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.plot",
-                                     description="Learning curves of train.py runs from their metrics.jsonl.")
+                                     description="Learning curves of train.py runs "
+                                                 "from their metrics.jsonl.")
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories")
-    parser.add_argument("--out", required=True, type=Path, metavar="PNG", help="where to write the figure")
+    parser.add_argument("--out", required=True, type=Path, metavar="PNG",
+                        help="where to write the figure")
     parser.add_argument("--metric", default="eval/return_mean",
                         help="metrics.jsonl key to draw (default eval/return_mean)")
     return parser

@@ -48,13 +48,16 @@ def _read_curve(path: Path, key: str) -> dict[int, float]:
     if not path.is_file():
         return {}
     rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return {int(r["global_step"]): float(r[key]) for r in rows if isinstance(r.get(key), int | float)}
+    return {int(r["global_step"]): float(r[key])
+            for r in rows if isinstance(r.get(key), int | float)}
 
 
 def load_results(out: Path) -> tuple[list[TrialResult], str]:
     """Every reportable trial of sweep directory `out`, and the name of the score."""
-    listed = json.loads((out / "trials.json").read_text()) if (out / "trials.json").is_file() else []
-    entries = {t["name"]: (t["variant"], t["task"], int(t["seed"]), t["config"]["kind"]) for t in listed}
+    listed = (json.loads((out / "trials.json").read_text()) if (out / "trials.json").is_file()
+              else [])
+    entries = {t["name"]: (t["variant"], t["task"], int(t["seed"]), t["config"]["kind"])
+               for t in listed}
     trials_dir = out / "trials"
     for run_dir in sorted(trials_dir.iterdir()) if trials_dir.is_dir() else []:
         summary = run_dir / "summary.json"
@@ -68,7 +71,8 @@ def load_results(out: Path) -> tuple[list[TrialResult], str]:
         score_key, curve_key = ALGORITHMS[kind].score
         score_names.add(score_key)
         run_dir = trials_dir / name
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        summary = (json.loads((run_dir / "summary.json").read_text())
+                   if (run_dir / "summary.json").is_file() else {})
         status = summary.get("status", "not run")
         score = summary.get(score_key) if status == "completed" else None
         results.append(TrialResult(name, variant, task, seed, status,
@@ -113,7 +117,9 @@ def interval(scores: np.ndarray, func: Any, reps: int) -> tuple[np.ndarray, np.n
     return points["x"], cis["x"]
 
 
-def _bootstrap(scores: dict[str, Any], func: Any, reps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _bootstrap(
+    scores: dict[str, Any], func: Any, reps: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """rliable's stratified bootstrap with this report's CI size, seeded: besides its random_state,
     rliable's resampling also draws from numpy's global RNG (seen: the same call gave 2775 and
     2825 as a CI bound), so that is seeded here too, and restored afterwards."""
@@ -124,7 +130,8 @@ def _bootstrap(scores: dict[str, Any], func: Any, reps: int) -> tuple[dict[str, 
     try:
         with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch 7 deprecates
             warnings.simplefilter("ignore", FutureWarning)
-            return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CI_SIZE,
+            return rly.get_interval_estimates(scores, func, reps=reps,
+                                              confidence_interval_size=CI_SIZE,
                                               random_state=np.random.RandomState(SEED))
     finally:
         np.random.set_state(outside)
@@ -142,21 +149,26 @@ def read_references(path: Path = REFERENCE_SCORES) -> dict[str, dict[str, Any]]:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
-def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _aggregate(groups: list[dict[str, Any]],
+               references: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Normalized scores across the tasks every variant has with a reference; IQM, mean,
     optimality gap and their CIs per variant; probability of improvement per pair."""
     variants = sorted({g["variant"] for g in groups})
     tasks = sorted({g["env_id"] for g in groups if g["env_id"] in references})
-    tasks = [t for t in tasks if all(any(g["variant"] == v and g["env_id"] == t for g in groups) for v in variants)]
+    tasks = [t for t in tasks
+             if all(any(g["variant"] == v and g["env_id"] == t for g in groups) for v in variants)]
     if not tasks:
-        return {"tasks": [], "note": "no task has a reference score in training/reference_scores.yaml"}
+        return {"tasks": [],
+                "note": "no task has a reference score in training/reference_scores.yaml"}
     normalized: dict[str, np.ndarray] = {}
     for v in variants:
         columns = []
         for t in tasks:
             (g,) = [g for g in groups if g["variant"] == v and g["env_id"] == t]
             ref = references[t]
-            columns.append((np.asarray(g["returns"]) - ref["random"]) / (ref["reference"] - ref["random"]))
+            columns.append(
+                (np.asarray(g["returns"]) - ref["random"]) / (ref["reference"] - ref["random"])
+            )
         runs = min(len(c) for c in columns)  # a matrix needs as many runs on every task
         normalized[v] = np.stack([c[:runs] for c in columns], axis=1)  # (runs, tasks)
 
@@ -164,17 +176,20 @@ def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any
     result: dict[str, Any] = {
         "tasks": tasks, "normalization": {t: references[t] for t in tasks},
         "variants": {v: {"runs": int(normalized[v].shape[0]),
-                         **{name: float(points[v][i]) for i, name in enumerate(("iqm", "mean", "optimality_gap"))},
+                         **{name: float(points[v][i])
+                            for i, name in enumerate(("iqm", "mean", "optimality_gap"))},
                          **{f"{name}_ci": [float(cis[v][0, i]), float(cis[v][1, i])]
                             for i, name in enumerate(("iqm", "mean", "optimality_gap"))}}
                      for v in variants},
         "normalized_scores": {v: normalized[v].tolist() for v in variants},
     }
     if len(variants) >= 2:
-        pairs = {f"{x},{y}": [normalized[x], normalized[y]] for x in variants for y in variants if x != y}
+        pairs = {f"{x},{y}": [normalized[x], normalized[y]]
+                 for x in variants for y in variants if x != y}
         poi, poi_ci = _bootstrap(pairs, probability_of_improvement, REPS)
         result["probability_of_improvement"] = {
-            k: {"p": float(np.squeeze(poi[k])), "ci": [float(np.squeeze(poi_ci[k][0])), float(np.squeeze(poi_ci[k][1]))]}
+            k: {"p": float(np.squeeze(poi[k])),
+                "ci": [float(np.squeeze(poi_ci[k][0])), float(np.squeeze(poi_ci[k][1]))]}
             for k in pairs}
     return result
 
@@ -184,17 +199,21 @@ def build_report(out: Path) -> tuple[dict[str, Any], list[TrialResult]]:
     groups = []
     for variant in sorted({r.variant for r in results}):
         for task in sorted({r.task for r in results if r.variant == variant}):
-            done = sorted((r for r in results if r.variant == variant and r.task == task and r.score is not None),
+            done = sorted((r for r in results if r.variant == variant and r.task == task
+                           and r.score is not None),
                           key=lambda r: r.seed)
-            group: dict[str, Any] = {"variant": variant, "env_id": task, "seeds": [r.seed for r in done],
+            group: dict[str, Any] = {"variant": variant, "env_id": task,
+                                     "seeds": [r.seed for r in done],
                                      "returns": [r.score for r in done],
-                                     "missing": sorted(r.name for r in results if r.variant == variant
-                                                       and r.task == task and r.score is None)}
+                                     "missing": sorted(r.name for r in results
+                                                       if r.variant == variant and r.task == task
+                                                       and r.score is None)}
             if done:
                 group |= group_stats([r.score for r in done if r.score is not None])
             groups.append(group)
     report = {"metric": score, "ci": CI_SIZE, "bootstrap_reps": REPS,
-              "groups": groups, "aggregate": _aggregate([g for g in groups if g["returns"]], read_references())}
+              "groups": groups,
+              "aggregate": _aggregate([g for g in groups if g["returns"]], read_references())}
     return report, results
 
 
@@ -203,8 +222,9 @@ def _fmt(x: float) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Sweep report\n\nFinal score: `{report['metric']}` of each completed trial; IQM with "
-             f"its {report['ci']:.0%} stratified-bootstrap CI ({report['bootstrap_reps']} replications).\n",
+    lines = [f"# Sweep report\n\nFinal score: `{report['metric']}` of each completed trial; IQM "
+             f"with its {report['ci']:.0%} stratified-bootstrap CI ({report['bootstrap_reps']} "
+             "replications).\n",
              "| variant | task | seeds | per seed | mean +- std | median | IQM [95% CI] |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for g in report["groups"]:
@@ -221,26 +241,31 @@ def markdown(report: dict[str, Any]) -> str:
     agg = report["aggregate"]
     if agg.get("tasks"):
         lines += ["", f"## Across tasks: normalized scores on {', '.join(agg['tasks'])}", "",
-                  "`(score - random) / (reference - random)`, references in training/reference_scores.yaml:",
-                  ""]
-        lines += [f"- {t}: random {_fmt(r['random'])}, reference {_fmt(r['reference'])} ({r['source']})"
+                  "`(score - random) / (reference - random)`, references in "
+                  "training/reference_scores.yaml:", ""]
+        lines += [f"- {t}: random {_fmt(r['random'])}, "
+                  f"reference {_fmt(r['reference'])} ({r['source']})"
                   for t, r in agg["normalization"].items()]
         lines += ["", "| variant | runs | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
                   "| --- | --- | --- | --- | --- |"]
         for v, a in agg["variants"].items():
-            cells = [f"{a[k]:.3f} [{a[k + '_ci'][0]:.3f}, {a[k + '_ci'][1]:.3f}]" for k in ("iqm", "mean", "optimality_gap")]
+            cells = [f"{a[k]:.3f} [{a[k + '_ci'][0]:.3f}, {a[k + '_ci'][1]:.3f}]"
+                     for k in ("iqm", "mean", "optimality_gap")]
             lines.append(f"| {v} | {a['runs']} | {' | '.join(cells)} |")
         if "probability_of_improvement" in agg:
             lines += ["", "| P(X > Y) | [95% CI] |", "| --- | --- |"]
             for pair, p in agg["probability_of_improvement"].items():
                 x, y = pair.split(",")
-                lines.append(f"| P({x} > {y}) = {p['p']:.3f} | [{p['ci'][0]:.3f}, {p['ci'][1]:.3f}] |")
+                lines.append(f"| P({x} > {y}) = {p['p']:.3f} | "
+                             f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}] |")
     elif agg.get("note"):
         lines += ["", f"Across tasks: {agg['note']}."]
     return "\n".join(lines) + "\n"
 
 
-def _curves(results: list[TrialResult], variant: str, task: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _curves(
+    results: list[TrialResult], variant: str, task: str
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Steps every completed seed evaluated at, and the scores (seeds, steps) there (a running
     trial's shorter curve would cut every seed's to its length)."""
     runs = [r for r in results if r.variant == variant and r.task == task and r.curve
@@ -302,8 +327,8 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
                            max(1.0, max(s.max() for s in normalized.values())), 101)
         profiles, profile_cis = rly.create_performance_profile(normalized, taus, reps=CURVE_REPS)
         fig, ax = plt.subplots(figsize=(6, 4))
-        plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=profile_cis, ax=ax,
-                                             xlabel=r"normalized score $\tau$",
+        plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=profile_cis,
+                                             ax=ax, xlabel=r"normalized score $\tau$",
                                              ylabel=r"fraction of runs with score $> \tau$")
         ax.legend(list(normalized), fontsize=8)
         path = figures / "performance_profile.png"
@@ -315,8 +340,10 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
         points = {v: np.array([a[k] for k in names]) for v, a in agg["variants"].items()}
         cis = {v: np.array([[a[k + "_ci"][0] for k in names], [a[k + "_ci"][1] for k in names]])
                for v, a in agg["variants"].items()}
-        fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=["IQM", "Mean", "Optimality gap"],
-                                                    algorithms=list(points), xlabel="normalized score")
+        fig, _ = plot_utils.plot_interval_estimates(points, cis,
+                                                    metric_names=["IQM", "Mean", "Optimality gap"],
+                                                    algorithms=list(points),
+                                                    xlabel="normalized score")
         path = figures / "aggregate_intervals.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
@@ -327,7 +354,8 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
 def write_report(out: Path, json_path: Path | None = None) -> dict[str, Any]:
     """Write DIR/report.md, DIR/report.json (or `json_path` too) and DIR/figures/*.png."""
     report, results = build_report(out)
-    report["figures"] = [str(p.relative_to(out)) for p in write_figures(report, results, out / "figures")]
+    report["figures"] = [str(p.relative_to(out))
+                         for p in write_figures(report, results, out / "figures")]
     text = json.dumps(report, indent=1)
     (out / "report.json").write_text(text + "\n")
     (out / "report.md").write_text(markdown(report))

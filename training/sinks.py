@@ -39,7 +39,8 @@ class MetricsFile:
         self._file = open(path, "a")  # noqa: SIM115 (held open for the run)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
-        row = {"global_step": step, **{k: (v if math.isfinite(v) else str(v)) for k, v in metrics.items()}}
+        row = {"global_step": step,
+               **{k: (v if math.isfinite(v) else str(v)) for k, v in metrics.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
 
@@ -50,9 +51,9 @@ class MetricsFile:
 class WandbSink:
     """A W&B run with `global_step` as the x-axis; degrades to a no-op when W&B fails."""
 
-    def __init__(self, *, mode: Literal["offline", "online", "disabled"], run_dir: Path, config: dict[str, Any], name: str,
-                 project: str | None, entity: str | None, group: str | None, tags: list[str],
-                 run_id: str | None) -> None:
+    def __init__(self, *, mode: Literal["offline", "online", "disabled"], run_dir: Path,
+                 config: dict[str, Any], name: str, project: str | None, entity: str | None,
+                 group: str | None, tags: list[str], run_id: str | None) -> None:
         self.run: Any = None
         self.run_id = run_id
         if mode == "disabled":
@@ -77,7 +78,8 @@ class WandbSink:
             self._fail(e)
 
     def _fail(self, error: Exception) -> None:
-        _say(f"warning: W&B failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+        _say(f"warning: W&B failed ({type(error).__name__}: "
+             f"{str(error).splitlines()[0] if str(error) else ''}); "
              "continuing with metrics.jsonl only")
         self.run = None
 
@@ -95,7 +97,9 @@ class WandbSink:
         try:
             import wandb
 
-            self.run.log({f"media/{p.stem}": wandb.Image(str(p)) for p in paths} | {"global_step": step})
+            self.run.log(
+                {f"media/{p.stem}": wandb.Image(str(p)) for p in paths} | {"global_step": step}
+            )
         except Exception as e:
             self._fail(e)
 

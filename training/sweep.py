@@ -77,7 +77,9 @@ def trial_status(run_dir: Path) -> str:
 
 
 def write_trials(out: Path, trials: list[Trial]) -> None:
-    (out / "trials.json").write_text(json.dumps([dataclasses.asdict(t) for t in trials], indent=1) + "\n")
+    (out / "trials.json").write_text(
+        json.dumps([dataclasses.asdict(t) for t in trials], indent=1) + "\n"
+    )
 
 
 def read_trials(out: Path) -> list[Trial]:
@@ -125,16 +127,18 @@ def make_trainable() -> type:
     class TrainPy(tune.Trainable):
         """Runs one trial's train.py as a child process; one Tune result per evaluation."""
 
+        # sweep_dir, cpus, metric, trials, search: the kwargs of tune.with_parameters
         def setup(self, config: dict[str, Any], sweep_dir: str, cpus: float,  # type: ignore[override]
                   metric: str, trials: dict[str, Trial] | None = None,
-                  search: dict[str, Any] | None = None) -> None:  # the kwargs of tune.with_parameters
+                  search: dict[str, Any] | None = None) -> None:
             out = Path(sweep_dir)
             if trials is not None:  # a grid sweep: the trial is named in the config
                 trial = trials[config["trial"]]
             else:  # a search: this sample's values on the base run config
                 assert search is not None
                 sweep: SweepConfig = search["sweep"]  # the trial's name is its sample's: sample003
-                trial = resolve_trial(sweep, search["base"], self.trial_name, dict(config), sweep.seeds[0])
+                trial = resolve_trial(sweep, search["base"], self.trial_name, dict(config),
+                                      sweep.seeds[0])
             self.trial, self.metric = trial, metric
             self.stop_file = out / STOP_FILE
             self.run_dir = out / "trials" / trial.name
@@ -155,7 +159,8 @@ def make_trainable() -> type:
                 config_file.write_text(yaml.safe_dump(trial.config, sort_keys=False))
                 command = [sys.executable, str(TRAIN_PY), "--config", str(config_file),
                            "--out", str(self.run_dir)]
-            env = os.environ | {"OMP_NUM_THREADS": str(cpus_to_threads(cpus)), "PYTHONUNBUFFERED": "1"}
+            env = os.environ | {"OMP_NUM_THREADS": str(cpus_to_threads(cpus)),
+                                "PYTHONUNBUFFERED": "1"}
             log = out / "logs" / f"{trial.name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as stderr:
@@ -221,14 +226,15 @@ class SweepProgress:
         """`finished`: trial name -> its steps, for the trials an earlier run completed. They
         start the bar (tqdm's `initial`), so its rate and ETA count only this run's steps."""
         self.steps = dict(finished)
-        self.bar = tqdm(total=total_steps, initial=sum(finished.values()), unit="step", desc="sweep",
-                        dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
+        self.bar = tqdm(total=total_steps, initial=sum(finished.values()), unit="step",
+                        desc="sweep", dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
         self.counts = {"done": len(finished), "running": 0, "failed": 0, "trials": trials}
         self._show()
 
     def _show(self) -> None:
         c = self.counts
-        self.bar.set_postfix_str(f"{c['done']}/{c['trials']} done, {c['running']} running, {c['failed']} failed")
+        self.bar.set_postfix_str(f"{c['done']}/{c['trials']} done, {c['running']} running, "
+                                 f"{c['failed']} failed")
 
     def result(self, trial: str, global_step: int) -> None:
         self.bar.update(max(0, global_step - self.steps.get(trial, 0)))
@@ -255,16 +261,19 @@ def _progress_callback(progress: SweepProgress) -> Any:
     from ray.tune import Callback
 
     class ProgressCallback(Callback):
-        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any,
+                           **info: Any) -> None:
             progress.started()
 
         def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
                             result: dict[str, Any], **info: Any) -> None:
-            progress.result(str(result.get("trial", trial.trial_id)), int(result.get("global_step", 0)))
+            progress.result(str(result.get("trial", trial.trial_id)),
+                            int(result.get("global_step", 0)))
             if result.get("done"):
                 progress.ended(str(result.get("status", "")))
 
-        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
+                           **info: Any) -> None:
             progress.ended("failed")
 
     return ProgressCallback()
@@ -284,7 +293,8 @@ def start_ray(address: str | None, cpus_per_trial: float) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(address="local", num_cpus=max(len(os.sched_getaffinity(0)), math.ceil(cpus_per_trial)),
+        ray.init(address="local",
+                 num_cpus=max(len(os.sched_getaffinity(0)), math.ceil(cpus_per_trial)),
                  object_store_memory=256 * 1024**2, **kwargs)
 
 
@@ -314,7 +324,8 @@ def lock(out: Path) -> Any:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise ConfigError(f"another sweep.py is running the sweep in {out}; wait for it or stop it") from None
+        raise ConfigError(f"another sweep.py is running the sweep in {out}; "
+                          "wait for it or stop it") from None
     return handle
 
 
@@ -333,7 +344,8 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
         return _finish(out, sweep)
     start_ray(address, sweep.resources.cpus_per_trial)
     trainable: Any = make_trainable()
-    kwargs: dict[str, Any] = {"sweep_dir": str(out), "cpus": sweep.resources.cpus_per_trial, "metric": metric}
+    kwargs: dict[str, Any] = {"sweep_dir": str(out), "cpus": sweep.resources.cpus_per_trial,
+                              "metric": metric}
     tune_config: dict[str, Any] = {}
     if sweep.search is None:
         kwargs["trials"] = {t.name: t for t in todo}
@@ -350,7 +362,9 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
         base = check_search(sweep)
         kwargs["search"] = {"sweep": sweep, "base": base}
         param_space = search_space(search)
-        total_steps = int(resolve_trial(sweep, base, "search", {}, sweep.seeds[0]).config["total_steps"])
+        total_steps = int(
+            resolve_trial(sweep, base, "search", {}, sweep.seeds[0]).config["total_steps"]
+        )
         scheduler = None
         if search.scheduler.name == "asha":
             scheduler = ASHAScheduler(time_attr="global_step", max_t=total_steps,
@@ -396,8 +410,8 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
     for result in (grid[i] for i in range(len(grid))):
         if result.error is not None:  # the trial's worker kept dying (max_failures), or a bug here
             first = str(result.error).strip().splitlines()
-            print(f"trial {result.path.rsplit('/', 1)[-1]} errored in Ray: {first[-1] if first else ''}",
-                  file=sys.stderr)
+            print(f"trial {result.path.rsplit('/', 1)[-1]} errored in Ray: "
+                  f"{first[-1] if first else ''}", file=sys.stderr)
     if sweep.search is not None:
         _record_search(out, grid, metric, sweep.search.mode)
         if not (out / "best_config.yaml").is_file():
@@ -406,8 +420,8 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
                   f"{out / 'logs'}", file=sys.stderr)
             return EXIT_FAILED
     if interrupt.signal is not None:
-        print(f"interrupted; every trial has its checkpoint. Continue with: python sweep.py --resume {out}",
-              file=sys.stderr)
+        print("interrupted; every trial has its checkpoint. "
+              f"Continue with: python sweep.py --resume {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return _finish(out, sweep)
 
@@ -423,13 +437,13 @@ def _record_search(out: Path, grid: Any, metric: str, mode: str) -> None:
         config = yaml.safe_load((out / "trials" / name / "config.yaml").read_text())
         trials.append(Trial(name=name, variant=name.split("-", 1)[0], task=task_of(config),
                             seed=int(config["seed"]), config=config))
-        samples.append({"trial": name, "values": dict(r.config), "global_step": r.metrics["global_step"],
-                        metric: r.metrics.get(metric),
+        samples.append({"trial": name, "values": dict(r.config),
+                        "global_step": r.metrics["global_step"], metric: r.metrics.get(metric),
                         "status": "completed" if r.metrics["global_step"] >= config["total_steps"]
                         else "stopped early"})
     write_trials(out, trials)
-    (out / "search.json").write_text(json.dumps({"metric": metric, "mode": mode, "samples": samples},
-                                                indent=1) + "\n")
+    (out / "search.json").write_text(json.dumps({"metric": metric, "mode": mode,
+                                                 "samples": samples}, indent=1) + "\n")
     finite = [s for s in samples if isinstance(s[metric], int | float) and math.isfinite(s[metric])]
     if not finite:
         return
@@ -451,7 +465,8 @@ def _finish(out: Path, sweep: SweepConfig) -> int:
     statuses = [trial_status(out / "trials" / t.name) for t in trials]
     for t, s in zip(trials, statuses, strict=True):
         if s == "failed":
-            message = json.loads((out / "trials" / t.name / "summary.json").read_text()).get("message", "")
+            message = json.loads(
+                (out / "trials" / t.name / "summary.json").read_text()).get("message", "")
             print(f"trial {t.name} failed: {message}", file=sys.stderr)
     write_report(out)
     print(f"report: {out / 'report.md'}", file=sys.stderr)

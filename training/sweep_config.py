@@ -63,7 +63,8 @@ class SchedulerConfig:
 
 @dataclass
 class SearchConfig:
-    # dotted key -> {loguniform: [lo, hi]} | {uniform: [lo, hi]} | {randint: [lo, hi]} | {choice: [...]}
+    # dotted key -> {loguniform: [lo, hi]} | {uniform: [lo, hi]} | {randint: [lo, hi]}
+    # | {choice: [...]}
     distributions: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     # the metric every evaluation reports (a metrics.jsonl key)
     metric: str = "eval/return_mean"
@@ -78,13 +79,14 @@ class SearchConfig:
             raise ValueError("distributions must name at least one dotted key to search over")
         for key, spec in self.distributions.items():
             if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-                raise ValueError(f"distributions.{key} must be one of {{{': [...]}, {'.join(DISTRIBUTIONS)}: "
-                                 f"[...]}}, got {spec!r}")
+                raise ValueError(f"distributions.{key} must be one of "
+                                 f"{{{': [...]}, {'.join(DISTRIBUTIONS)}: [...]}}, got {spec!r}")
             (name, args), = spec.items()
-            if name != "choice" and (len(args) != 2 or not all(isinstance(a, int | float) for a in args)
+            if name != "choice" and (len(args) != 2
+                                     or not all(isinstance(a, int | float) for a in args)
                                      or not args[0] < args[1]):
-                raise ValueError(f"distributions.{key}.{name} must be [low, high] numbers with low < high, "
-                                 f"got {args!r}")
+                raise ValueError(f"distributions.{key}.{name} must be [low, high] numbers "
+                                 f"with low < high, got {args!r}")
             if name == "loguniform" and args[0] <= 0:
                 raise ValueError(f"distributions.{key}.loguniform needs low > 0, got {args!r}")
             if name == "choice" and not args:
@@ -116,14 +118,16 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
-            raise ValueError(f"name must be letters, digits, '.', '_' or '-' (it names a directory), got {self.name!r}")
+            raise ValueError("name must be letters, digits, '.', '_' or '-' "
+                             f"(it names a directory), got {self.name!r}")
         if not self.runs:
             raise ValueError("runs must list at least one run config")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"seeds must be distinct integers >= 0, got {self.seeds}")
         for name in self.variants:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._]*", name):
-                raise ValueError(f"variants: a name must be letters, digits, '.' or '_', got {name!r}")
+                raise ValueError("variants: a name must be letters, digits, '.' or '_', got "
+                                 f"{name!r}")
         for key, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid.{key} must list at least one value")
@@ -172,7 +176,8 @@ def load_sweep_config(path: Path, overrides: list[str]) -> SweepConfig:
 
 
 def _label(value: Any) -> str:
-    """A value as it appears in a variant name: 0.0003 -> 3e-4-style short text, [64, 64] -> 64x64."""
+    """A value as it appears in a variant name:
+    0.0003 -> 3e-4-style short text, [64, 64] -> 64x64."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -187,7 +192,9 @@ def variant_name(prefix: str, combination: dict[str, Any]) -> str:
     grid combination (the keys' last parts, or the whole keys where those repeat)."""
     short = [key.split(".")[-1] for key in combination]
     keys = short if len(set(short)) == len(short) else [k.replace(".", "-") for k in combination]
-    return "_".join([prefix, *(f"{k}{_label(v)}" for k, v in zip(keys, combination.values(), strict=True))])
+    return "_".join(
+        [prefix, *(f"{k}{_label(v)}" for k, v in zip(keys, combination.values(), strict=True))]
+    )
 
 
 def task_of(config: dict[str, Any]) -> str:
@@ -235,7 +242,8 @@ def expand(sweep: SweepConfig) -> list[Trial]:
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
-        raise ConfigError(f"two trials would share the directory {twice}: runs must differ in kind or task")
+        raise ConfigError(f"two trials would share the directory {twice}: "
+                          "runs must differ in kind or task")
     return trials
 
 
@@ -264,7 +272,8 @@ def search_space(search: SearchConfig) -> dict[str, Any]:
         if name == "choice":
             space[key] = tune.choice(args)
         elif name == "randint":
-            space[key] = tune.randint(int(args[0]), int(args[1]) + 1)  # Tune's upper bound is exclusive
+            # Tune's upper bound is exclusive
+            space[key] = tune.randint(int(args[0]), int(args[1]) + 1)
         else:
             space[key] = getattr(tune, name)(float(args[0]), float(args[1]))
     return space

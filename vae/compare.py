@@ -52,7 +52,8 @@ def train_one(estimator: str, seed: int, steps: int, every: int, device: torch.d
     ``step_ms`` is the median wall-clock time of the steps that log nothing (no diagnostics).
     """
     torch.manual_seed(seed)  # the global RNG drives the latent noise, as train.py seeds it
-    learner = VAELearner(DataConfig(), model or ModelConfig(), OptimConfig(), estimator, every, seed, device)
+    learner = VAELearner(DataConfig(), model or ModelConfig(), OptimConfig(), estimator, every,
+                         seed, device)
     curve: list[dict[str, float]] = []
     train_seconds = 0.0
     quiet_seconds = []
@@ -63,15 +64,19 @@ def train_one(estimator: str, seed: int, steps: int, every: int, device: torch.d
         seconds = time.perf_counter() - started
         train_seconds += seconds
         if log:
-            curve.append({"step": learner.step, **metrics, "val/elbo": learner.evaluate()["val/elbo"]})
+            curve.append(
+                {"step": learner.step, **metrics, "val/elbo": learner.evaluate()["val/elbo"]}
+            )
         else:
             quiet_seconds.append(seconds)
     step_ms = 1e3 * statistics.median(quiet_seconds) if quiet_seconds else math.nan
-    return {"estimator": estimator, "seed": seed, "train_seconds": train_seconds, "step_ms": step_ms,
-            "curve": curve, **learner.summary(), "learner": learner}
+    return {"estimator": estimator, "seed": seed, "train_seconds": train_seconds,
+            "step_ms": step_ms, "curve": curve, **learner.summary(), "learner": learner}
 
 
-def mean_and_stdev(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def mean_and_stdev(
+    runs: list[dict[str, Any]], keys: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
     """Across-seed mean and sample standard deviation (0 for one seed) of each key."""
     return {key: {"mean": statistics.mean(r[key] for r in runs),
                   "stdev": statistics.stdev(r[key] for r in runs) if len(runs) > 1 else 0.0}
@@ -82,14 +87,15 @@ def posterior_config(posterior: str, flow_steps: int) -> ModelConfig:
     """The default model with the named posterior: diagonal, or a planar / coupling flow."""
     if posterior == "diagonal":
         return ModelConfig()
-    return ModelConfig(posterior="flow", flow="planar" if posterior == "planar" else "coupling", flow_steps=flow_steps)
+    return ModelConfig(posterior="flow", flow="planar" if posterior == "planar" else "coupling",
+                       flow_steps=flow_steps)
 
 
 def time_posteriors(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Median ms per training step of each posterior, timed in interleaved rounds."""
     torch.manual_seed(0)
-    learners = {p: VAELearner(DataConfig(), posterior_config(p, args.flow_steps), OptimConfig(), "pathwise",
-                              0, 0, device) for p in args.posteriors}
+    learners = {p: VAELearner(DataConfig(), posterior_config(p, args.flow_steps), OptimConfig(),
+                              "pathwise", 0, 0, device) for p in args.posteriors}
     rounds: dict[str, list[float]] = {p: [] for p in args.posteriors}
     for _ in range(args.time_rounds):
         for posterior, learner in learners.items():
@@ -97,9 +103,11 @@ def time_posteriors(args: argparse.Namespace, device: torch.device) -> dict[str,
             for _ in range(TIMED_STEPS):
                 learner.advance(False)
             rounds[posterior].append(1e3 * (time.perf_counter() - started) / TIMED_STEPS)
-    print(f"{'posterior':<10} {'median ms/step':>14} {'min':>8} {'max':>8}   ({args.time_rounds} rounds of {TIMED_STEPS})")
+    print(f"{'posterior':<10} {'median ms/step':>14} {'min':>8} {'max':>8}   "
+          f"({args.time_rounds} rounds of {TIMED_STEPS})")
     for posterior, times in rounds.items():
-        print(f"{posterior:<10} {statistics.median(times):>14.2f} {min(times):>8.2f} {max(times):>8.2f}")
+        print(f"{posterior:<10} {statistics.median(times):>14.2f} {min(times):>8.2f} "
+              f"{max(times):>8.2f}")
     return {"threads": args.threads, "flow_steps": args.flow_steps, "timed_steps": TIMED_STEPS,
             "ms_per_step_by_round": rounds,
             "median_ms_per_step": {p: statistics.median(t) for p, t in rounds.items()}}
@@ -108,7 +116,8 @@ def time_posteriors(args: argparse.Namespace, device: torch.device) -> dict[str,
 def compare_posteriors(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Each posterior x seed with the pathwise estimator; prints one row per run and a summary."""
     runs = []
-    print(f"{'posterior':<10} {'seed':>4} {'test_elbo':>10} {'test_iwae':>10} {'gap':>6} {'ms/step':>8}")
+    print(f"{'posterior':<10} {'seed':>4} {'test_elbo':>10} {'test_iwae':>10} {'gap':>6} "
+          f"{'ms/step':>8}")
     for posterior in args.posteriors:
         model = posterior_config(posterior, args.flow_steps)
         for seed in args.seeds:
@@ -124,7 +133,8 @@ def compare_posteriors(args: argparse.Namespace, device: torch.device) -> dict[s
         summary = mean_and_stdev([r for r in runs if r["posterior"] == posterior],
                                  ("test_elbo", "test_iwae", "gap", "test_kl", "step_ms"))
         result["by_posterior"][posterior] = summary
-        print(f"{posterior}: test ELBO {summary['test_elbo']['mean']:.2f} +- {summary['test_elbo']['stdev']:.2f}, "
+        print(f"{posterior}: test ELBO "
+              f"{summary['test_elbo']['mean']:.2f} +- {summary['test_elbo']['stdev']:.2f}, "
               f"IWAE {summary['test_iwae']['mean']:.2f} +- {summary['test_iwae']['stdev']:.2f}, "
               f"gap {summary['gap']['mean']:.2f} +- {summary['gap']['stdev']:.2f}, "
               f"{summary['step_ms']['mean']:.2f} ms/step")
@@ -140,9 +150,10 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     for run in runs:
         steps = [point["step"] for point in run["curve"]]
         label = f"{run['estimator']} (seed {run['seed']})"
-        elbo_ax.plot(steps, [p["val/elbo"] for p in run["curve"]], color=colours[run["estimator"]], label=label)
-        var_ax.plot(steps, [p["grad/encoder_var_trace"] for p in run["curve"]], color=colours[run["estimator"]],
-                    label=label, marker="o", markersize=3)
+        elbo_ax.plot(steps, [p["val/elbo"] for p in run["curve"]], color=colours[run["estimator"]],
+                     label=label)
+        var_ax.plot(steps, [p["grad/encoder_var_trace"] for p in run["curve"]],
+                    color=colours[run["estimator"]], label=label, marker="o", markersize=3)
     elbo_ax.set(xlabel="optimizer step", ylabel="validation ELBO (nats / image)",
                 title="ELBO: same model, same budget, two encoder gradients")
     var_ax.set(xlabel="optimizer step", ylabel="trace of encoder-gradient covariance", yscale="log",
@@ -153,18 +164,24 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run (configs/vae_digits.yaml)")
+    parser.add_argument("--steps", type=int, default=3000,
+                        help="optimizer steps per run (configs/vae_digits.yaml)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--grad-variance-every", type=int, default=250, help="curve and diagnostics interval")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this small model)")
+    parser.add_argument("--grad-variance-every", type=int, default=250,
+                        help="curve and diagnostics interval")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest for this small model)")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--plot", type=Path, help="write the ELBO / variance figure here (PNG)")
-    parser.add_argument("--figures", type=Path, help="write the first pathwise run's VAE figures into this folder")
+    parser.add_argument("--figures", type=Path,
+                        help="write the first pathwise run's VAE figures into this folder")
     parser.add_argument("--posteriors", nargs="+", choices=POSTERIORS,
-                        help="compare these posteriors (pathwise estimator) instead of the two estimators")
+                        help="compare these posteriors (pathwise estimator) "
+                             "instead of the two estimators")
     parser.add_argument("--flow-steps", type=int, default=4, help="steps of each flow posterior")
     parser.add_argument("--time-rounds", type=int, default=0,
-                        help="with --posteriors: only time training steps, in this many interleaved rounds")
+                        help="with --posteriors: only time training steps, "
+                             "in this many interleaved rounds")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.grad_variance_every < 1 or args.threads < 1 or args.flow_steps < 1:
         parser.error("--steps, --grad-variance-every, --threads and --flow-steps must be positive")
@@ -172,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
     if args.posteriors:
         if args.plot or args.figures:
-            parser.error("--plot and --figures belong to the estimator comparison, not --posteriors")
+            parser.error("--plot and --figures belong to the estimator comparison, "
+                         "not --posteriors")
         posterior_result = (time_posteriors(args, device) if args.time_rounds > 0
                             else compare_posteriors(args, device))
         if args.json:
@@ -180,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     runs = []
-    print(f"{'estimator':<15} {'seed':>4} {'test_elbo':>10} {'test_iwae':>10} {'var ratio':>10} {'train s':>8}")
+    print(f"{'estimator':<15} {'seed':>4} {'test_elbo':>10} {'test_iwae':>10} {'var ratio':>10} "
+          f"{'train s':>8}")
     for estimator in ESTIMATORS:
         for seed in args.seeds:
             run = train_one(estimator, seed, args.steps, args.grad_variance_every, device)
-            run["var_ratio_median"] = statistics.median(p["grad/encoder_var_ratio"] for p in run["curve"])
+            run["var_ratio_median"] = statistics.median(p["grad/encoder_var_ratio"]
+                                                        for p in run["curve"])
             print(f"{estimator:<15} {seed:>4} {run['test_elbo']:>10.2f} {run['test_iwae']:>10.2f} "
                   f"{run['var_ratio_median']:>10.1f} {run['train_seconds']:>8.1f}", flush=True)
             if args.figures and estimator == "pathwise" and seed == args.seeds[0]:
@@ -192,14 +212,18 @@ def main(argv: list[str] | None = None) -> int:
             del run["learner"]
             runs.append(run)
 
-    result: dict[str, Any] = {"steps": args.steps, "seeds": args.seeds, "threads": args.threads, "by_estimator": {}}
+    result: dict[str, Any] = {"steps": args.steps, "seeds": args.seeds, "threads": args.threads,
+                              "by_estimator": {}}
     for estimator in ESTIMATORS:
         mine = [r for r in runs if r["estimator"] == estimator]
         result["by_estimator"][estimator] = mean_and_stdev(
-            mine, ("test_elbo", "test_iwae", "test_recon_nll", "test_kl", "train_seconds", "var_ratio_median"))
+            mine, ("test_elbo", "test_iwae", "test_recon_nll", "test_kl", "train_seconds",
+                   "var_ratio_median"))
         summary = result["by_estimator"][estimator]
-        print(f"{estimator}: test ELBO {summary['test_elbo']['mean']:.2f} +- {summary['test_elbo']['stdev']:.2f}, "
-              f"IWAE {summary['test_iwae']['mean']:.2f}, median variance ratio (score function / pathwise) "
+        print(f"{estimator}: test ELBO "
+              f"{summary['test_elbo']['mean']:.2f} +- {summary['test_elbo']['stdev']:.2f}, "
+              f"IWAE {summary['test_iwae']['mean']:.2f}, "
+              "median variance ratio (score function / pathwise) "
               f"{summary['var_ratio_median']['mean']:.1f}")
     result["runs"] = runs
     if args.json:

@@ -16,7 +16,8 @@ class DataConfig:
 
     # dataset: `digits` (scikit-learn's bundled 8x8 digits, 1797 images) or `mnist` (local files)
     name: Literal["digits", "mnist"] = "digits"
-    # MNIST location: an .npz file, an IDX images file (.gz allowed) or a directory of them; null for digits
+    # MNIST location: an .npz file, an IDX images file (.gz allowed) or a directory of them;
+    # null for digits
     path: str | None = None
     # examples per optimizer step
     batch_size: int = 128
@@ -33,7 +34,8 @@ class DataConfig:
         if self.name == "digits" and self.path is not None:
             raise ValueError(f"path must be null for the bundled digits dataset, got {self.path!r}")
         if self.name == "mnist" and self.path is None:
-            raise ValueError("path must name an .npz file, an IDX file or a directory for mnist, got null")
+            raise ValueError("path must name an .npz file, an IDX file or a directory for mnist, "
+                             "got null")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
         for name in ("val_fraction", "test_fraction"):
@@ -42,7 +44,8 @@ class DataConfig:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError(
-                f"val_fraction + test_fraction must be < 1, got {self.val_fraction + self.test_fraction}"
+                "val_fraction + test_fraction must be < 1, got "
+                f"{self.val_fraction + self.test_fraction}"
             )
 
 
@@ -72,9 +75,11 @@ class ModelConfig:
     straight_through: bool = False
     # importance samples K of the IWAE bound (and of the Monte-Carlo ELBO) at evaluation, >= 1
     iwae_samples: int = 64
-    # Gaussian posterior: `diagonal` N(mu, diag sigma^2), or `flow` (that Gaussian pushed through a flow)
+    # Gaussian posterior: `diagonal` N(mu, diag sigma^2),
+    # or `flow` (that Gaussian pushed through a flow)
     posterior: Literal["diagonal", "flow"] = "diagonal"
-    # flow posterior: `planar` (Rezende & Mohamed 2015) or `coupling` (affine, Dinh et al. 2017) steps
+    # flow posterior: `planar` (Rezende & Mohamed 2015)
+    # or `coupling` (affine, Dinh et al. 2017) steps
     flow: Literal["planar", "coupling"] = "planar"
     # flow posterior: number of flow steps, >= 1
     flow_steps: int = 4
@@ -85,13 +90,15 @@ class ModelConfig:
         if self.latent not in ("gaussian", "categorical"):
             raise ValueError(f"latent must be gaussian or categorical, got {self.latent!r}")
         if self.likelihood not in ("continuous_bernoulli", "bernoulli"):
-            raise ValueError(f"likelihood must be continuous_bernoulli or bernoulli, got {self.likelihood!r}")
+            raise ValueError("likelihood must be continuous_bernoulli or bernoulli, got "
+                             f"{self.likelihood!r}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {self.latent_dim}")
         if self.categories < 2:
             raise ValueError(f"categories must be an integer >= 2, got {self.categories}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, got {self.hidden_sizes}")
+            raise ValueError("hidden_sizes must be a non-empty list of positive integers, got "
+                             f"{self.hidden_sizes}")
         if self.temperature_start <= 0:
             raise ValueError(f"temperature_start must be > 0, got {self.temperature_start}")
         if self.temperature_decay < 0:
@@ -110,7 +117,8 @@ class ModelConfig:
         if self.flow not in ("planar", "coupling"):
             raise ValueError(f"flow must be planar or coupling, got {self.flow!r}")
         if self.posterior == "flow" and self.flow == "coupling" and self.latent_dim < 2:
-            raise ValueError(f"latent_dim must be >= 2 for coupling flow steps, got {self.latent_dim}")
+            raise ValueError("latent_dim must be >= 2 for coupling flow steps, got "
+                             f"{self.latent_dim}")
         if self.flow_steps < 1:
             raise ValueError(f"flow_steps must be a positive integer, got {self.flow_steps}")
         if self.flow_context < 1:
@@ -126,7 +134,8 @@ class OptimConfig:
     lr: float = 1.0e-3
     # latent samples K per example in each gradient estimate, >= 1 (>= 2 for leave_one_out)
     samples: int = 4
-    # score-function baseline: leave_one_out (mean of the other K-1 samples), ema (of the batch mean) or none
+    # score-function baseline: leave_one_out (mean of the other K-1 samples),
+    # ema (of the batch mean) or none
     baseline: Literal["leave_one_out", "ema", "none"] = "leave_one_out"
     # decay of the ema baseline, in [0, 1)
     baseline_decay: float = 0.99
@@ -139,6 +148,7 @@ class OptimConfig:
         if self.baseline not in ("leave_one_out", "ema", "none"):
             raise ValueError(f"baseline must be leave_one_out, ema or none, got {self.baseline!r}")
         if self.baseline == "leave_one_out" and self.samples < 2:
-            raise ValueError(f"samples must be >= 2 for the leave_one_out baseline, got {self.samples}")
+            raise ValueError("samples must be >= 2 for the leave_one_out baseline, got "
+                             f"{self.samples}")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")

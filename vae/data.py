@@ -81,7 +81,8 @@ def read_idx_ubyte(path: Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape)) + header_bytes
     if len(raw) != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), file has {len(raw)}")
+        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), "
+                         f"file has {len(raw)}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header_bytes).reshape(shape)  # flat -> shape
 
 
@@ -94,7 +95,8 @@ def _read_idx_images(files: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
     """Pool IDX image files; labels only when every images file has its labels file."""
     images = [read_idx_ubyte(f) for f in files]
     label_files = [_labels_path(f) for f in files]
-    labels = [read_idx_ubyte(f) for f, i in zip(label_files, files, strict=True) if f != i and f.is_file()]
+    labels = [read_idx_ubyte(f)
+              for f, i in zip(label_files, files, strict=True) if f != i and f.is_file()]
     return np.concatenate(images), (np.concatenate(labels) if len(labels) == len(files) else None)
 
 
@@ -125,7 +127,8 @@ def load_mnist(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"MNIST path not found: {path} (expected an .npz file, an IDX file or a directory)")
+        raise FileNotFoundError(f"MNIST path not found: {path} "
+                                "(expected an .npz file, an IDX file or a directory)")
     if path.is_dir():
         files = sorted(f for f in path.iterdir() if f.name.endswith(IMAGE_SUFFIXES))
         if not files:
@@ -137,7 +140,8 @@ def load_mnist(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         images, labels = _read_idx_images([path])
     if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
         raise ValueError(
-            f"{path}: images must be a non-empty uint8 array (N, H, W), got {images.dtype} {images.shape}"
+            f"{path}: images must be a non-empty uint8 array (N, H, W), "
+            f"got {images.dtype} {images.shape}"
         )
     if labels is not None and labels.shape != (len(images),):
         raise ValueError(f"{path}: labels shape {labels.shape} does not match {len(images)} images")
@@ -174,7 +178,8 @@ def load_dataset(config: DataConfig, device: torch.device) -> Dataset:
         raw, labels = load_mnist(config.path)
         images = raw / 255.0  # uint8 -> [0, 1]
     image_shape = (int(images.shape[1]), int(images.shape[2]))
-    flat = torch.as_tensor(images.reshape(len(images), -1), dtype=torch.float32)  # (N, H, W) -> (N, D)
+    # (N, H, W) -> (N, D)
+    flat = torch.as_tensor(images.reshape(len(images), -1), dtype=torch.float32)
     targets = None if labels is None else torch.as_tensor(labels.astype(np.int64))
     parts = split_indices(len(flat), config.val_fraction, config.test_fraction, config.split_seed)
 
@@ -185,7 +190,8 @@ def load_dataset(config: DataConfig, device: torch.device) -> Dataset:
     train, val, test = (part(index) for index in parts)
     if config.batch_size > len(train.images):
         raise ValueError(
-            f"batch_size must be <= the {len(train.images)} training examples, got {config.batch_size}"
+            f"batch_size must be <= the {len(train.images)} training examples, got "
+            f"{config.batch_size}"
         )
     return Dataset(config.name, image_shape, train, val, test)
 
@@ -214,7 +220,8 @@ class EpochSampler:
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "order": self.order.clone(), "cursor": self.cursor}
+        return {"generator": self.generator.get_state(), "order": self.order.clone(),
+                "cursor": self.cursor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])

@@ -21,15 +21,18 @@ def tile(images: np.ndarray, rows: int) -> np.ndarray:
     columns = count // rows
     padded = np.zeros((count, height + 1, width + 1), dtype=images.dtype)
     padded[:, :height, :width] = images
-    mosaic = padded.reshape(rows, columns, height + 1, width + 1).transpose(0, 2, 1, 3)  # (N, .) -> (R, H+1, C, W+1)
-    return mosaic.reshape(rows * (height + 1), columns * (width + 1))[:-1, :-1]  # -> (R(H+1), C(W+1)) less the last gap
+    # (N, .) -> (R, H+1, C, W+1)
+    mosaic = padded.reshape(rows, columns, height + 1, width + 1).transpose(0, 2, 1, 3)
+    # -> (R(H+1), C(W+1)) less the last gap
+    return mosaic.reshape(rows * (height + 1), columns * (width + 1))[:-1, :-1]
 
 
 def save_image_grid(images: np.ndarray, rows: int, path: Path, title: str) -> Path:
     """Grey images (N, H, W) with values in [0, 1], N = rows * columns, as one mosaic PNG."""
     mosaic = tile(images, rows)
     scale = 6.0 / max(mosaic.shape)  # inches per pixel: the long side is 6 inches
-    figure = Figure(figsize=(mosaic.shape[1] * scale, mosaic.shape[0] * scale + 0.4), layout="constrained")
+    figure = Figure(figsize=(mosaic.shape[1] * scale, mosaic.shape[0] * scale + 0.4),
+                    layout="constrained")
     ax = figure.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()

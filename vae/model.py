@@ -73,7 +73,8 @@ class GaussianLatent:
         """Analytic KL(q(z|x) || N(0, I)), (B,)."""
         q = self.posterior(params)
         # KL = 1/2 sum_l (mu^2 + sigma^2 - 1 - log sigma^2)   (Kingma & Welling 2014, appendix B)
-        return 0.5 * (q.loc.square() + q.scale.square() - 1.0 - 2.0 * q.scale.log()).sum(-1)  # (B, L) -> (B,)
+        # (B, L) -> (B,)
+        return 0.5 * (q.loc.square() + q.scale.square() - 1.0 - 2.0 * q.scale.log()).sum(-1)
 
     def mean_code(self, params: Tensor) -> Tensor:
         """Posterior mean mu, (B, L): the code used for reconstructions and the latent map."""
@@ -102,11 +103,15 @@ class FlowLatent(nn.Module):
 
     def posterior(self, params: Tensor) -> FlowDistribution:
         """(B, 2L + C) encoder outputs -> q with batch shape (B,) and event shape (L,)."""
-        gaussian, context = params.split([2 * self.latent_dim, self.num_params - 2 * self.latent_dim], dim=-1)
-        return FlowDistribution(self.base.posterior(gaussian), self.flow(context), validate_args=False)
+        gaussian, context = params.split(
+            [2 * self.latent_dim, self.num_params - 2 * self.latent_dim], dim=-1
+        )
+        return FlowDistribution(self.base.posterior(gaussian), self.flow(context),
+                                validate_args=False)
 
     def rsample_and_log_q(self, params: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
-        """Reparameterized z (K, B, L) and its exact log q(z|x) (K, B), scored on the forward path."""
+        """Reparameterized z (K, B, L) and its exact log q(z|x) (K, B),
+        scored on the forward path."""
         return self.posterior(params).rsample_and_log_prob((num_samples,))
 
     def log_prior(self, z: Tensor) -> Tensor:
@@ -114,7 +119,8 @@ class FlowLatent(nn.Module):
         return self.base.log_prior(z)
 
     def mean_code(self, params: Tensor) -> Tensor:
-        """The base mean mu pushed through the flow, (B, L): the code for reconstructions and maps."""
+        """The base mean mu pushed through the flow, (B, L):
+        the code for reconstructions and maps."""
         q = self.posterior(params)
         code = q.base_dist.mean
         for transform in q.transforms:
@@ -144,7 +150,8 @@ class CategoricalLatent:
         logits = params.unflatten(-1, (self.latent_dim, self.categories))  # (B, L*C) -> (B, L, C)
         return logits.log_softmax(-1)
 
-    def _gumbel_softmax(self, params: Tensor, num_samples: int, temperature: float, hard: bool) -> Tensor:
+    def _gumbel_softmax(self, params: Tensor, num_samples: int, temperature: float,
+                        hard: bool) -> Tensor:
         """Core Gumbel-Softmax draws, flattened: (K, B, L*C)."""
         sample = GumbelSoftmax(self.log_probs(params), temperature, hard=hard, validate_args=False)
         return sample.rsample((num_samples,)).flatten(-2)  # (K, B, L, C) -> (K, B, L*C)
@@ -171,7 +178,8 @@ class CategoricalLatent:
         """Analytic KL(q(c|x) || uniform) of the discrete variables, (B,)."""
         log_probs = self.log_probs(params)
         # KL = sum_l sum_j q_lj (log q_lj + log C)   (Jang et al. 2017, section 3.2)
-        return (log_probs.exp() * (log_probs + math.log(self.categories))).sum((-2, -1))  # (B, L, C) -> (B,)
+        # (B, L, C) -> (B,)
+        return (log_probs.exp() * (log_probs + math.log(self.categories))).sum((-2, -1))
 
     def mean_code(self, params: Tensor) -> Tensor:
         """Posterior probabilities q(c|x) flattened, (B, L*C)."""
@@ -198,9 +206,11 @@ class VAE(nn.Module):
         self.config = config
         self.latent: GaussianLatent | FlowLatent | CategoricalLatent
         if config.latent == "categorical":
-            self.latent = CategoricalLatent(config.latent_dim, config.categories, config.straight_through)
+            self.latent = CategoricalLatent(config.latent_dim, config.categories,
+                                            config.straight_through)
         elif config.posterior == "flow":
-            self.latent = FlowLatent(config.latent_dim, config.flow, config.flow_steps, config.flow_context)
+            self.latent = FlowLatent(config.latent_dim, config.flow, config.flow_steps,
+                                     config.flow_context)
         else:
             self.latent = GaussianLatent(config.latent_dim)
         self.encoder = mlp(data_dim, config.hidden_sizes, self.latent.num_params)

@@ -59,7 +59,8 @@ def elbo_objective(
     params = model.encoder(x)  # (B, P)
     if isinstance(model.latent, FlowLatent):
         if estimator != "pathwise":
-            raise ValueError(f"a flow posterior is trained with the pathwise estimator, got {estimator!r}")
+            raise ValueError("a flow posterior is trained with the pathwise estimator, got "
+                             f"{estimator!r}")
         z, log_q = model.latent.rsample_and_log_q(params, num_samples)  # (K, B, L), (K, B)
         kl = log_q - model.latent.log_prior(z)  # (K, B): one-sample KL estimate per draw
         log_lik = model.log_likelihood(x, z)  # (K, B)
@@ -109,7 +110,8 @@ def evaluation_bounds(model: VAE, x: Tensor, num_samples: int) -> dict[str, Tens
     """
     params = model.encoder(x)  # (B, P)
     if isinstance(model.latent, FlowLatent):
-        z, log_q = model.latent.rsample_and_log_q(params, num_samples)  # (K, B, L), exact log q (K, B)
+        # (K, B, L), exact log q (K, B)
+        z, log_q = model.latent.rsample_and_log_q(params, num_samples)
         log_prior = model.latent.log_prior(z)  # (K, B)
         kl = (log_q - log_prior).mean(0)  # (K, B) -> (B,)
     else:

@@ -39,7 +39,8 @@ RNG_SEED_OFFSET = 10_007
 
 
 class VAELearner:
-    """Learner for ``kind: vae`` (the Learner protocol of training.loop); ``step`` counts optimizer steps.
+    """Learner for ``kind: vae`` (the Learner protocol of training.loop);
+    ``step`` counts optimizer steps.
 
     Logged by ``advance(log=True)``: ``loss/elbo`` (the surrogate loss that was minimized; equal
     to the negative ELBO estimate only for the pathwise estimator), ``train/elbo``,
@@ -71,7 +72,8 @@ class VAELearner:
         if grad_variance_samples < 2:
             raise ValueError(f"grad_variance_samples must be >= 2, got {grad_variance_samples}")
         if model.posterior == "flow" and estimator != "pathwise":
-            raise ValueError(f"posterior: flow is trained with estimator: pathwise, got {estimator!r}")
+            raise ValueError("posterior: flow is trained with estimator: pathwise, got "
+                             f"{estimator!r}")
         self.estimator: Estimator = estimator  # narrowed by the check above
         self.optim_config = optim
         self.diagnostics = GradientDiagnostics(grad_variance_every, seed, device)
@@ -88,7 +90,8 @@ class VAELearner:
             else None
         )
         self.temperature: ConstantTemperature | ExponentialTemperature = (
-            ExponentialTemperature(model.temperature_start, model.temperature_decay, model.temperature_floor)
+            ExponentialTemperature(model.temperature_start, model.temperature_decay,
+                                   model.temperature_floor)
             if model.latent == "categorical"
             else ConstantTemperature(1.0)  # unused by the Gaussian latent
         )
@@ -101,7 +104,8 @@ class VAELearner:
         """One Adam step on the next minibatch; metrics only when ``log``."""
         x = self.dataset.train.images[self.sampler.next_indices().to(self.device)]  # (B, D)
         temperature = self.temperature(self.step)
-        grad_metrics = self.diagnostics(self.step, log, partial(self._gradient_diagnostics, x, temperature))
+        grad_metrics = self.diagnostics(self.step, log,
+                                        partial(self._gradient_diagnostics, x, temperature))
         objective, info = elbo_objective(
             self.model, x, self.estimator, self.optim_config.samples, temperature, self.baseline
         )
@@ -122,7 +126,8 @@ class VAELearner:
         }
         if isinstance(self.baseline, EMABaseline):
             tensors["stats/baseline"] = self.baseline.value
-        values = torch.stack([t.detach() for t in tensors.values()]).tolist()  # one host sync for all of them
+        # one host sync for all of them
+        values = torch.stack([t.detach() for t in tensors.values()]).tolist()
         metrics = dict(zip(tensors, values, strict=True))
         if self.model.config.latent == "categorical":
             metrics["stats/temperature"] = temperature
@@ -146,7 +151,8 @@ class VAELearner:
             return objective
 
         stats = {
-            name: gradient_stats(gradient_samples(partial(surrogate, name), encoder, self.grad_variance_samples))
+            name: gradient_stats(gradient_samples(partial(surrogate, name), encoder,
+                                                  self.grad_variance_samples))
             for name in estimators
         }
         var = {name: float(s.var_trace) for name, s in stats.items()}
@@ -193,18 +199,21 @@ class VAELearner:
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             return {"dataset": self.dataset.name}
         test = self._bounds(self.dataset.test)
-        return {"dataset": self.dataset.name} | {f"test_{key}": value for key, value in test.items()}
+        return {"dataset": self.dataset.name} | {f"test_{key}": value
+                                                 for key, value in test.items()}
 
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """Networks, Adam, ema baseline, data order and counters (torch.load(weights_only=True)-safe)."""
+        """Networks, Adam, ema baseline, data order and counters
+        (torch.load(weights_only=True)-safe)."""
         return {
             "step": self.step,
             "grad_diagnostics": self.diagnostics.state_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "baseline": self.baseline.state_dict() if isinstance(self.baseline, EMABaseline) else None,
+            "baseline": (self.baseline.state_dict() if isinstance(self.baseline, EMABaseline)
+                         else None),
             "sampler": self.sampler.state_dict(),
         }
 
@@ -233,11 +242,14 @@ class VAELearner:
         reconstructions = self.model.likelihood(mean_codes[:16]).mean  # (16, D)
         samples = self.model.likelihood(prior_codes).mean  # (64, D)
         name = self.dataset.name
-        pairs = torch.cat([originals, reconstructions]).reshape(-1, height, width)  # (32, D) -> (32, H, W)
+        # (32, D) -> (32, H, W)
+        pairs = torch.cat([originals, reconstructions]).reshape(-1, height, width)
         paths = [
             save_image_grid(pairs.cpu().numpy(), 2, out_dir / "vae_reconstructions.png",
-                            f"{name}: test images (top) and reconstructions at the posterior mean (bottom)"),
-            save_image_grid(samples.reshape(-1, height, width).cpu().numpy(), 8,  # (64, D) -> (64, H, W)
+                            f"{name}: test images (top) and reconstructions "
+                            "at the posterior mean (bottom)"),
+            # (64, D) -> (64, H, W)
+            save_image_grid(samples.reshape(-1, height, width).cpu().numpy(), 8,
                             out_dir / "vae_prior_samples.png",
                             f"{name}: decoder means at 64 draws from the prior"),
         ]
@@ -247,7 +259,8 @@ class VAELearner:
             points, explained = principal_components(mean_codes)
             axis_names = (f"PC1 ({explained[0]:.0%} of variance)", f"PC2 ({explained[1]:.0%})")
         labels = None if test.labels is None else test.labels.numpy()
-        paths.append(save_latent_map(np.asarray(points.cpu()), labels, axis_names, out_dir / "vae_latent_map.png",
+        paths.append(save_latent_map(np.asarray(points.cpu()), labels, axis_names,
+                                     out_dir / "vae_latent_map.png",
                                      f"{name}: posterior means of the {len(points)} test images"))
         return paths
 

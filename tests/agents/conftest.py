@@ -14,7 +14,8 @@ TINY_SAC = ["agent.batch_size=32", "agent.buffer_size=1000", "agent.learning_sta
 
 
 def _train(out: Path, config: str, *overrides: str) -> Path:
-    assert train.main(["--config", str(CONFIGS / config), "--out", str(out), *TINY, *overrides]) == 0
+    assert train.main(["--config", str(CONFIGS / config), "--out", str(out), *TINY,
+                       *overrides]) == 0
     return out
 
 

@@ -1,4 +1,5 @@
-"""Replay buffer: wrap-around, batched adds, sampling from the filled part, compact state round trip."""
+"""Replay buffer: wrap-around, batched adds, sampling from the filled part,
+compact state round trip."""
 
 import io
 
@@ -11,9 +12,11 @@ CPU = torch.device("cpu")
 
 
 def transitions(first: int, n: int) -> tuple[torch.Tensor, ...]:
-    """n transitions whose every field encodes its index first, first + 1, ... (obs_dim 2, act_dim 1)."""
+    """n transitions whose every field encodes its index first, first + 1, ...
+    (obs_dim 2, act_dim 1)."""
     index = torch.arange(first, first + n, dtype=torch.float64)  # any dtype: converted on copy
-    return index[:, None].repeat(1, 2), index[:, None], index, index[:, None].repeat(1, 2) + 0.5, index % 2 == 0
+    return (index[:, None].repeat(1, 2), index[:, None], index, index[:, None].repeat(1, 2) + 0.5,
+            index % 2 == 0)
 
 
 def test_batched_adds_wrap_around_the_ring() -> None:
@@ -34,9 +37,12 @@ def test_sample_has_batch_shapes_draws_only_filled_rows_and_reuses_its_tensors()
     buffer.add(*transitions(0, 3))
     batch = buffer.sample()
     assert batch.obs.shape == (64, 2) and batch.next_obs.shape == (64, 2)
-    assert batch.action.shape == (64, 1) and batch.reward.shape == (64,) and batch.terminated.shape == (64,)
-    assert set(batch.reward.tolist()) == {0.0, 1.0, 2.0}  # 64 draws from 3 rows: P(one missing) < 1e-10
-    assert torch.equal(batch.obs[:, 0], batch.reward) and torch.equal(batch.next_obs[:, 0], batch.reward + 0.5)
+    assert (batch.action.shape == (64, 1) and batch.reward.shape == (64,)
+            and batch.terminated.shape == (64,))
+    # 64 draws from 3 rows: P(one missing) < 1e-10
+    assert set(batch.reward.tolist()) == {0.0, 1.0, 2.0}
+    assert (torch.equal(batch.obs[:, 0], batch.reward)
+            and torch.equal(batch.next_obs[:, 0], batch.reward + 0.5))
     again = buffer.sample()
     assert again.obs.data_ptr() == batch.obs.data_ptr()  # written in place, no new allocation
 
@@ -105,8 +111,10 @@ def test_load_state_dict_takes_a_full_buffer_and_refuses_one_that_does_not_fit()
     same.load_state_dict(full.state_dict())  # size == capacity fits
     assert torch.equal(same.storage.reward, full.storage.reward) and len(same) == 4
     small = ReplayBuffer(capacity=3, obs_dim=2, act_dim=1, batch_size=2, device=CPU, seed=0)
-    with pytest.raises(ValueError, match=r"^saved buffer holds 4 transitions, more than this capacity 3$"):
+    with pytest.raises(ValueError,
+                       match=r"^saved buffer holds 4 transitions, more than this capacity 3$"):
         small.load_state_dict(full.state_dict())
     wide = ReplayBuffer(capacity=4, obs_dim=3, act_dim=1, batch_size=2, device=CPU, seed=0)
-    with pytest.raises(ValueError, match=r"^shape mismatch: saved obs \(4, 2\) vs expected \(4, 3\)$"):
+    with pytest.raises(ValueError,
+                       match=r"^shape mismatch: saved obs \(4, 2\) vs expected \(4, 3\)$"):
         wide.load_state_dict(full.state_dict())

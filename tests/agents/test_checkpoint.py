@@ -30,14 +30,17 @@ def test_round_trip_keeps_plain_data_and_big_ints(tmp_path: Path) -> None:
 def test_keeps_only_the_newest_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     for step in (1, 2, 3, 4):
         save_checkpoint(state(step), tmp_path, step, keep=2)
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000000004.pt", "step_000000000003.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000000004.pt",
+                                                            "step_000000000003.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "step_000000000003.pt", "step_000000000003.pt.sha256",
         "step_000000000004.pt", "step_000000000004.pt.sha256",
     ]
 
 
-def test_truncated_newest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp_path: Path) -> None:
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_with_a_warning(
+    tmp_path: Path
+) -> None:
     save_checkpoint(state(1), tmp_path, 1)
     newest = save_checkpoint(state(2), tmp_path, 2)
     data = newest.read_bytes()

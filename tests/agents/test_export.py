@@ -1,4 +1,5 @@
-"""python -m agents.export: the ONNX file against load_policy (round trip), its interface, errors."""
+"""python -m agents.export: the ONNX file against load_policy (round trip),
+its interface, errors."""
 
 from pathlib import Path
 
@@ -17,14 +18,17 @@ def test_the_onnx_model_acts_like_load_policy_on_real_observations(
     out = tmp_path / "policy.onnx"
     assert export.main(["--run", str(reinforce_run), "--onnx", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"opset {export.OPSET}" in printed and "max abs difference" in printed and ": ok" in printed
+    assert (f"opset {export.OPSET}" in printed and "max abs difference" in printed
+            and ": ok" in printed)
     assert [p.name for p in tmp_path.iterdir()] == ["policy.onnx"]  # one self-contained file
 
     model = onnx.load(str(out))
     assert model.opset_import[0].version == export.OPSET
     (obs_input,), (action_output,) = model.graph.input, model.graph.output
-    assert [d.dim_param or d.dim_value for d in obs_input.type.tensor_type.shape.dim] == ["batch", 4]
-    assert [d.dim_param or d.dim_value for d in action_output.type.tensor_type.shape.dim] == ["batch", 1]
+    assert [d.dim_param or d.dim_value
+            for d in obs_input.type.tensor_type.shape.dim] == ["batch", 4]
+    assert [d.dim_param or d.dim_value
+            for d in action_output.type.tensor_type.shape.dim] == ["batch", 1]
 
     # Observations the task really produces (InvertedPendulum-v5, actions in [-3, 3]), batch 37.
     env = make_env("InvertedPendulum-v5", seed=1, rescale=False)
@@ -52,8 +56,10 @@ def test_the_onnx_model_acts_like_load_policy_on_real_observations(
     assert export.max_difference(changed, out, samples=5, seed=0) > export.TOLERANCE
 
 
-def test_bad_input_is_one_line(pendulum_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert export.main(["--run", str(tmp_path / "missing"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+def test_bad_input_is_one_line(pendulum_run: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert export.main(["--run", str(tmp_path / "missing"),
+                        "--onnx", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "does not exist" in err
     with pytest.raises(SystemExit) as exit_info:

@@ -23,7 +23,8 @@ def read_video(path: Path) -> tuple[int, tuple[int, int], float]:
 
 
 def episode_lengths(out: str) -> list[int]:
-    return [int(line.rsplit("length ", 1)[1]) for line in out.splitlines() if line.startswith("episode ")]
+    return [int(line.rsplit("length ", 1)[1])
+            for line in out.splitlines() if line.startswith("episode ")]
 
 
 def test_pendulum_episodes_are_printed_and_filmed(pendulum_run: Path, tmp_path: Path,
@@ -51,7 +52,8 @@ def test_a_mujoco_task_renders_headless(reinforce_run: Path, tmp_path: Path,
     assert f"drawn with {os.environ['MUJOCO_GL']})" in out
 
 
-def test_the_same_seed_plays_the_same_episodes(pendulum_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_same_seed_plays_the_same_episodes(pendulum_run: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     outputs = []
     for _ in range(2):
         assert play.main(["--run", str(pendulum_run), "--seed", "5", "--stochastic"]) == 0
@@ -66,7 +68,8 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
-def test_bad_runs_are_one_line_errors(pendulum_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_runs_are_one_line_errors(pendulum_run: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert "does not exist" in one_line_error(["--run", str(tmp_path / "missing")], capsys)
     vae = tmp_path / "vae"
     vae.mkdir()
@@ -87,12 +90,14 @@ def test_a_gl_platform_that_cannot_render_is_one_line_naming_what_to_install(
         choose_gl_backend(("glfw",))
     assert "\n" not in str(error.value) and "install Debian's" in str(error.value)
     monkeypatch.setenv("MUJOCO_GL", "glfw")
-    with pytest.raises(RenderError, match=r"MUJOCO_GL=glfw cannot render offscreen here .*; unset it"):
+    with pytest.raises(RenderError,
+                       match=r"MUJOCO_GL=glfw cannot render offscreen here .*; unset it"):
         choose_gl_backend()
 
 
 def test_a_user_set_gl_platform_that_fails_stops_play_with_one_line(
-        reinforce_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        reinforce_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MUJOCO_GL", "glfw")
     monkeypatch.delenv("DISPLAY", raising=False)
     err = one_line_error(["--run", str(reinforce_run), "--video", str(tmp_path / "x.mp4")], capsys)

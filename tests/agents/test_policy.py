@@ -21,7 +21,8 @@ from training.config import load_config, save_config
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def training_actor(run: Path, obs_dim: int, act_dim: int, family: str = "normal") -> TanhSquashedActor:
+def training_actor(run: Path, obs_dim: int, act_dim: int,
+                   family: str = "normal") -> TanhSquashedActor:
     """The actor exactly as the learner held it: acting in [-1, 1]^A."""
     state, _ = load_latest(run / "checkpoints")
     actor = TanhSquashedActor(obs_dim, act_dim, [16, 16], family)
@@ -35,19 +36,22 @@ def test_actions_are_the_training_actions_rescaled_as_gymnasium_rescales_them(
     run = request.getfixturevalue(run_name)
     policy = load_policy(run)
     space = policy.action_space
-    assert space.low.min() < -1 and space.high.max() > 1  # Pendulum [-2, 2], InvertedPendulum [-3, 3]
+    # Pendulum [-2, 2], InvertedPendulum [-3, 3]
+    assert space.low.min() < -1 and space.high.max() > 1
     obs_dim, act_dim = policy.observation_space.shape[0], space.shape[0]
     # Observations far outside what the tasks produce, too: tanh saturates, the bounds still hold.
-    obs = torch.randn(512, obs_dim, generator=torch.Generator().manual_seed(0)) * torch.logspace(-1, 2, 512)[:, None]
+    obs = (torch.randn(512, obs_dim, generator=torch.Generator().manual_seed(0))
+           * torch.logspace(-1, 2, 512)[:, None])
     actions = policy(obs.numpy())  # an array in, a tensor out
     assert actions.shape == (512, act_dim) and actions.dtype == torch.float32
     low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
     assert bool(((actions >= low) & (actions <= high)).all())
     unit = training_actor(run, obs_dim, act_dim).act(obs, deterministic=True)  # (N, A) in [-1, 1]
-    rescale = RescaleAction(make_env(policy.env_id, seed=0, rescale=False), -np.ones(act_dim, np.float32),
-                            np.ones(act_dim, np.float32))
+    rescale = RescaleAction(make_env(policy.env_id, seed=0, rescale=False),
+                            -np.ones(act_dim, np.float32), np.ones(act_dim, np.float32))
     expected = torch.as_tensor(np.stack([rescale.action(a) for a in unit.numpy()]))
-    torch.testing.assert_close(actions, expected, rtol=0, atol=4 * float(torch.finfo(torch.float32).eps) * float(high.max()))
+    torch.testing.assert_close(actions, expected, rtol=0,
+                               atol=4 * float(torch.finfo(torch.float32).eps) * float(high.max()))
 
 
 def test_the_stochastic_policy_samples_inside_the_bounds(pendulum_run: Path) -> None:
@@ -71,8 +75,10 @@ def test_the_loaded_policy_scores_what_training_evaluation_scores(pendulum_run: 
     the float32 rounding of rescaling inside the policy instead of in the env wrapper."""
     policy = load_policy(pendulum_run)
     unit = training_actor(pendulum_run, 3, 1)
-    evaluation = evaluate_deterministic(make_env("Pendulum-v1", seed=7), unit, 3, torch.device("cpu"))
-    returns, lengths = run_episodes(make_env("Pendulum-v1", seed=7, rescale=False), policy, 3, torch.device("cpu"))
+    evaluation = evaluate_deterministic(make_env("Pendulum-v1", seed=7), unit, 3,
+                                        torch.device("cpu"))
+    returns, lengths = run_episodes(make_env("Pendulum-v1", seed=7, rescale=False), policy, 3,
+                                    torch.device("cpu"))
     assert lengths == [200, 200, 200]
     assert np.mean(returns) == pytest.approx(evaluation["eval/return_mean"], rel=1e-5)
 
@@ -88,15 +94,16 @@ def test_errors_are_one_line_run_errors(pendulum_run: Path, tmp_path: Path) -> N
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "config.yaml").write_text((pendulum_run / "config.yaml").read_text())
-    with pytest.raises(RunError, match=r"no checkpoint in .*: the run has not written a checkpoint yet"):
+    with pytest.raises(RunError,
+                       match=r"no checkpoint in .*: the run has not written a checkpoint yet"):
         load_policy(fresh)
 
 
 def test_a_run_of_another_policy_family_samples_that_family(tmp_path: Path) -> None:
     """A laplace run: the loaded policy draws exactly what the training actor read as a Laplace
     draws from the same seed (rescaled onto [-2, 2]), not what a normal would."""
-    run = _train(tmp_path / "laplace", "sac_pendulum.yaml", "total_steps=150", "agent.policy_distribution=laplace",
-                 *TINY_SAC)
+    run = _train(tmp_path / "laplace", "sac_pendulum.yaml", "total_steps=150",
+                 "agent.policy_distribution=laplace", *TINY_SAC)
     policy = load_policy(run, deterministic=False)
     assert policy.actor.family == "laplace"
     obs = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
@@ -111,12 +118,13 @@ def test_a_run_of_another_policy_family_samples_that_family(tmp_path: Path) -> N
     assert not torch.allclose(actions, draws["normal"])
 
 
-def test_an_unknown_policy_family_in_config_yaml_is_a_one_line_run_error(pendulum_run: Path, tmp_path: Path) -> None:
+def test_an_unknown_policy_family_in_config_yaml_is_a_one_line_run_error(pendulum_run: Path,
+                                                                         tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(pendulum_run, bad)
     config = yaml.safe_load((bad / "config.yaml").read_text())
     config["agent"]["policy_distribution"] = "cauchy"
     (bad / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(RunError, match=r"config.yaml: agent.policy_distribution: family must be one of normal, laplace, logistic, "
-                                       r"got 'cauchy'$"):
+    with pytest.raises(RunError, match=r"config.yaml: agent.policy_distribution: family must be "
+                                       r"one of normal, laplace, logistic, got 'cauchy'$"):
         load_policy(bad)

@@ -32,7 +32,8 @@ NEXT_VALUE = torch.tensor([[0.0, 0.0, 0.0], [0.0, 100.0, 0.0], [0.0, 0.0, 6.0], 
 def test_reward_to_go_bootstraps_at_truncation_and_batch_end_but_not_after_termination() -> None:
     returns = reward_to_go(REWARD, TERMINATED, TRUNCATED, NEXT_VALUE, gamma=0.5)
     expected = torch.tensor([
-        # G3 = 4 + 10/2 = 9 (cut) ; sub-env 1: G1 = 2 (terminal), G0 = 1 + 2/2 ; sub-env 2: G2 = 3 + 6/2
+        # G3 = 4 + 10/2 = 9 (cut) ; sub-env 1: G1 = 2 (terminal), G0 = 1 + 2/2 ;
+        # sub-env 2: G2 = 3 + 6/2
         [3.875, 2.0, 3.5],
         [5.75, 2.0, 5.0],
         [7.5, 7.5, 6.0],
@@ -104,12 +105,14 @@ def test_whole_episodes_scores_only_finished_episodes_with_a_leave_one_out_mean(
     ("max_grad_norm", -1.0, "max_grad_norm must be > 0"),
     ("baseline", "mean", "whole_episodes must be true with baseline mean"),
 ])
-def test_config_rejects_bad_values_with_one_line_naming_the_field(field: str, value: Any, message: str) -> None:
+def test_config_rejects_bad_values_with_one_line_naming_the_field(field: str, value: Any,
+                                                                  message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ReinforceConfig(**{field: value})
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("configs/reinforce_*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/reinforce_*.yaml")),
+                         ids=lambda p: p.name)
 def test_every_reinforce_config_builds(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     assert raw["kind"] == "reinforce"
@@ -119,15 +122,19 @@ def test_every_reinforce_config_builds(path: Path) -> None:
 
 
 def test_there_are_configs_for_the_three_tasks() -> None:
-    ids = {yaml.safe_load(p.read_text())["env"]["id"] for p in REPO.glob("configs/reinforce_*.yaml")}
+    ids = {yaml.safe_load(p.read_text())["env"]["id"]
+           for p in REPO.glob("configs/reinforce_*.yaml")}
     assert {"InvertedPendulum-v5", "Pendulum-v1", "HalfCheetah-v5"} <= ids
 
 
 # ---------------------------------------------------------------------------------- the learner
 
 
-def tiny_learner(grad_variance_every: int = 0, env_id: str = "Pendulum-v1", **agent: Any) -> ReinforceLearner:
-    config = ReinforceConfig(**{"hidden_sizes": [16], "rollout_steps": 16, "value_steps": 3, **agent})
+def tiny_learner(grad_variance_every: int = 0, env_id: str = "Pendulum-v1",
+                 **agent: Any) -> ReinforceLearner:
+    config = ReinforceConfig(
+        **{"hidden_sizes": [16], "rollout_steps": 16, "value_steps": 3, **agent}
+    )
     return ReinforceLearner(EnvConfig(env_id, 2), config, seed=3, device=CPU, eval_episodes=1,
                             grad_variance_every=grad_variance_every)
 
@@ -160,11 +167,13 @@ def test_one_advance_is_one_update_on_rollout_steps_times_num_envs_env_steps() -
     before = [p.detach().clone() for p in learner.agent.actor.parameters()]
     assert learner.advance(log=False) == {}
     assert learner.step == 32 and learner.agent.num_updates == 1
-    assert any(not torch.equal(p, q) for p, q in zip(before, learner.agent.actor.parameters(), strict=True))
+    assert any(not torch.equal(p, q)
+               for p, q in zip(before, learner.agent.actor.parameters(), strict=True))
     metrics = learner.advance(log=True)
     assert {"loss/actor", "loss/value", "stats/entropy", "stats/log_std_mean", "stats/return_mean",
             "stats/value_explained_variance", "stats/scored_fraction"} <= metrics.keys()
-    assert set(learner.evaluate()) == {"eval/return_mean", "eval/return_std", "eval/length_mean", "eval/episodes"}
+    assert set(learner.evaluate()) == {"eval/return_mean", "eval/return_std", "eval/length_mean",
+                                       "eval/episodes"}
 
 
 def test_a_batch_in_which_no_episode_ends_makes_no_whole_episode_update() -> None:
@@ -176,7 +185,8 @@ def test_a_batch_in_which_no_episode_ends_makes_no_whole_episode_update() -> Non
 
 def test_whole_episode_batches_score_the_finished_episodes() -> None:
     torch.manual_seed(0)
-    learner = tiny_learner(env_id="InvertedPendulum-v5", baseline="mean", whole_episodes=True, entropy_coef=0.01)
+    learner = tiny_learner(env_id="InvertedPendulum-v5", baseline="mean", whole_episodes=True,
+                           entropy_coef=0.01)
     metrics = learner.advance(log=True)  # a random policy falls within a few dozen steps
     assert 0.0 < metrics["stats/scored_fraction"] < 1.0 and learner.agent.num_updates == 1
     assert "train/episode_return" in metrics
@@ -230,7 +240,8 @@ def test_reinforce_balances_the_inverted_pendulum_within_300k_steps() -> None:
     returns = []
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
-        learner = ReinforceLearner(env, agent, seed=seed, device=CPU, eval_episodes=10, grad_variance_every=0)
+        learner = ReinforceLearner(env, agent, seed=seed, device=CPU, eval_episodes=10,
+                                   grad_variance_every=0)
         while learner.step < raw["total_steps"]:
             learner.advance(log=False)
         returns.append(learner.evaluate()["eval/return_mean"])
@@ -238,7 +249,7 @@ def test_reinforce_balances_the_inverted_pendulum_within_300k_steps() -> None:
     assert sum(returns) / len(returns) >= 900, returns
 
 
-# ---------------------------------------------------------------------------------- one update, by hand
+# ------------------------------------------------------------------------------ one update, by hand
 
 
 def reference_base(family: str, loc: Tensor, scale: Tensor) -> torch.distributions.Distribution:
@@ -261,21 +272,23 @@ def log_base_by_hand(agent: Reinforce, obs: Tensor, pre_squash: Tensor) -> Tenso
     loc, raw = agent.actor.net(obs).chunk(2, dim=-1)  # (M, 2A) -> 2 x (M, A)
     low, high = TanhSquashedActor.LOG_STD_MIN, TanhSquashedActor.LOG_STD_MAX
     log_scale = low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
-    return reference_base(agent.config.policy_distribution, loc, log_scale.exp()).log_prob(pre_squash).sum(-1)
+    return reference_base(agent.config.policy_distribution, loc,
+                          log_scale.exp()).log_prob(pre_squash).sum(-1)
 
 
 def fixed_batch(baseline: bool) -> ScoredBatch:
     g = torch.Generator().manual_seed(5)
     obs, pre_squash = torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)
-    returns = torch.tensor([0.3, -0.1, 0.05, 0.2, -0.25, 0.1])  # std 0.2 < 1: a clamp at 1 would show
+    # std 0.2 < 1: a clamp at 1 would show
+    returns = torch.tensor([0.3, -0.1, 0.05, 0.2, -0.25, 0.1])
     # a baseline that is no affine function of the returns, so normalizing does not cancel it
     b = torch.tensor([0.1, 0.3, -0.2, 0.0, 0.05, -0.1])
     return ScoredBatch(obs, pre_squash, returns, b if baseline else None)
 
 
 @pytest.mark.parametrize(("baseline", "normalize", "family"), [
-    (False, False, "normal"), (True, False, "normal"), (False, True, "normal"), (True, True, "normal"),
-    (True, True, "laplace"), (True, False, "logistic")])
+    (False, False, "normal"), (True, False, "normal"), (False, True, "normal"),
+    (True, True, "normal"), (True, True, "laplace"), (True, False, "logistic")])
 def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(
     baseline: bool, normalize: bool, family: str,
 ) -> None:
@@ -283,8 +296,8 @@ def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(
     A_t = G_t - b_t, rescaled to mean 0 / std 1 when normalizing: direction and size, for each
     policy family."""
     torch.manual_seed(0)
-    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True, normalize_advantage=normalize,
-                             policy_distribution=family)
+    config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True,
+                             normalize_advantage=normalize, policy_distribution=family)
     agent = Reinforce(3, 2, config, CPU)
     lr = 0.1
     agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=lr)
@@ -299,14 +312,17 @@ def test_one_update_is_an_ascent_step_on_mean_advantage_times_grad_log_pi(
 
     metrics = agent.update(batch, log=True)
     for p, p0, g in zip(params, before, expected, strict=True):
-        torch.testing.assert_close(p.detach() - p0, lr * g, rtol=1e-4, atol=1e-7)  # ascent: + lr * grad J
+        # ascent: + lr * grad J
+        torch.testing.assert_close(p.detach() - p0, lr * g, rtol=1e-4, atol=1e-7)
     assert any(g.abs().max() > 1e-3 for g in expected)  # a step that tells directions apart
     # loss/actor is the negated surrogate mean(log pi * A + f), log pi with its tanh correction and
     # f the scored values: G, or the normalized A (score_function_surrogate's value convention)
-    log_pi = log_prob.detach() - torch.log1p(-torch.tanh(batch.pre_squash) ** 2).sum(-1)  # (M, A) -> (M,)
+    # (M, A) -> (M,)
+    log_pi = log_prob.detach() - torch.log1p(-torch.tanh(batch.pre_squash) ** 2).sum(-1)
     f = advantage if normalize else batch.returns
     assert metrics["loss/actor"] == pytest.approx(-float((log_pi * advantage + f).mean()), rel=1e-5)
-    assert metrics["stats/entropy"] == pytest.approx(-float(log_pi.mean()), rel=1e-5)  # -mean log pi
+    # -mean log pi
+    assert metrics["stats/entropy"] == pytest.approx(-float(log_pi.mean()), rel=1e-5)
     assert metrics["stats/return_mean"] == pytest.approx(float(batch.returns.mean()), rel=1e-6)
     assert agent.num_updates == 1
     agent.update(batch, log=False)
@@ -321,7 +337,9 @@ def test_max_grad_norm_clips_the_step_to_that_norm_in_the_gradient_direction() -
     agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=1.0)
     batch = fixed_batch(baseline=False)
     params = list(agent.actor.parameters())
-    grad = torch.autograd.grad((batch.returns * log_base_by_hand(agent, batch.obs, batch.pre_squash)).mean(), params)
+    grad = torch.autograd.grad(
+        (batch.returns * log_base_by_hand(agent, batch.obs, batch.pre_squash)).mean(), params
+    )
     flat = torch.cat([g.flatten() for g in grad])
     assert flat.norm() > 0.01  # the clip is active
     before = torch.cat([p.detach().flatten() for p in params])
@@ -342,10 +360,12 @@ def test_the_value_baseline_takes_value_steps_of_regression_towards_the_returns(
     by_hand = [p.detach().clone().requires_grad_() for p in agent.value.parameters()]
     losses = []
     for _ in range(3):
-        v = torch.func.functional_call(agent.value, dict(zip(names, by_hand, strict=True)), (batch.obs,))
+        v = torch.func.functional_call(agent.value, dict(zip(names, by_hand, strict=True)),
+                                       (batch.obs,))
         losses.append((v - batch.returns).pow(2).mean())  # (M,) -> ()
         grads = torch.autograd.grad(losses[-1], by_hand)
-        by_hand = [(w - 0.05 * g).detach().requires_grad_() for w, g in zip(by_hand, grads, strict=True)]
+        by_hand = [(w - 0.05 * g).detach().requires_grad_()
+                   for w, g in zip(by_hand, grads, strict=True)]
     residual_var = (batch.returns - batch.baseline).var()
     metrics = agent.update(batch, log=True)
     for p, w in zip(agent.value.parameters(), by_hand, strict=True):
@@ -353,13 +373,15 @@ def test_the_value_baseline_takes_value_steps_of_regression_towards_the_returns(
     # explained variance of the V that made the baseline, before the fit: 1 - Var(G - b) / Var(G)
     assert metrics["stats/value_explained_variance"] == pytest.approx(
         float(1 - residual_var / batch.returns.var()), rel=1e-6)
-    assert metrics["loss/value"] == pytest.approx(losses[-1].item(), rel=1e-5)  # the last step's loss
+    # the last step's loss
+    assert metrics["loss/value"] == pytest.approx(losses[-1].item(), rel=1e-5)
     assert losses[-1].item() < losses[0].item()
 
 
 def test_the_entropy_bonus_adds_its_pathwise_gradient_to_the_step() -> None:
     """entropy_coef c adds c * grad of -mean log pi(tanh(u)) at a fresh reparameterized draw
-    u = loc + scale * eps: with SGD, step = lr * grad[mean A log N(u_stored) - c mean log pi(u_fresh)]."""
+    u = loc + scale * eps: with SGD,
+    step = lr * grad[mean A log N(u_stored) - c mean log pi(u_fresh)]."""
     torch.manual_seed(0)
     config = ReinforceConfig(hidden_sizes=[8], baseline="none", whole_episodes=True,
                              normalize_advantage=False, entropy_coef=0.5)
@@ -369,11 +391,14 @@ def test_the_entropy_bonus_adds_its_pathwise_gradient_to_the_step() -> None:
     params = list(agent.actor.parameters())
     loc, raw = agent.actor.net(batch.obs).chunk(2, dim=-1)
     low, high = TanhSquashedActor.LOG_STD_MIN, TanhSquashedActor.LOG_STD_MAX
-    normal = torch.distributions.Normal(loc, (low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)).exp())
+    normal = torch.distributions.Normal(loc,
+                                        (low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)).exp())
     torch.manual_seed(7)
     fresh = normal.rsample()  # (M, A): the update's own draw below, under the same seed
-    log_pi_fresh = normal.log_prob(fresh).sum(-1) - torch.log1p(-torch.tanh(fresh) ** 2).sum(-1)  # (M,)
-    objective = (batch.returns * normal.log_prob(batch.pre_squash).sum(-1)).mean() - 0.5 * log_pi_fresh.mean()
+    # (M,)
+    log_pi_fresh = normal.log_prob(fresh).sum(-1) - torch.log1p(-torch.tanh(fresh) ** 2).sum(-1)
+    objective = ((batch.returns * normal.log_prob(batch.pre_squash).sum(-1)).mean()
+                 - 0.5 * log_pi_fresh.mean())
     expected = torch.autograd.grad(objective, params)
     before = [p.detach().clone() for p in params]
     torch.manual_seed(7)
@@ -391,9 +416,11 @@ def test_the_diagnostic_figures_use_the_batch_baseline_and_resample_minibatches(
     torch.manual_seed(0)
     actor = TanhSquashedActor(3, 2, [8])
     g = torch.Generator().manual_seed(5)
-    obs, pre_squash, returns = torch.randn(64, 3, generator=g), torch.randn(64, 2, generator=g), torch.randn(64, generator=g)
+    obs, pre_squash, returns = (torch.randn(64, 3, generator=g), torch.randn(64, 2, generator=g),
+                                torch.randn(64, generator=g))
 
-    exact = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_squash, returns, returns.clone()), 8, 4)
+    exact = reinforce_gradient_figures(
+        actor, ScoredBatch(obs, pre_squash, returns, returns.clone()), 8, 4)
     assert exact["score_function_baseline"]["grad_norm_mean"] == 0.0  # A = G - b = 0 at every step
     assert exact["score_function"]["grad_var_trace"] > 0  # the resampled minibatches differ
 

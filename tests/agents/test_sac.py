@@ -41,12 +41,14 @@ def test_critic_target_is_clipped_double_q_and_bootstraps_only_without_terminati
     obs, next_obs, action = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 2)
     # Row 0 continues; row 1 ends in a terminal state; row 2 was cut by the time limit
     # (stored terminated = 0 with its true final observation), so it still bootstraps.
-    batch = Batch(obs, action, torch.tensor([1.0, 2.0, 3.0]), next_obs, torch.tensor([0.0, 1.0, 0.0]))
+    batch = Batch(obs, action, torch.tensor([1.0, 2.0, 3.0]), next_obs,
+                  torch.tensor([0.0, 1.0, 0.0]))
     next_q = torch.tensor([[5.0, 10.0, -1.0], [4.0, 12.0, 2.0]])  # (E, B): min = [4, 10, -1]
     actor = fixed_policy(torch.zeros(3, 2), torch.tensor([-1.0, 0.5, 2.0]))
     critic = EnsembleQ(4, 2, [8])
 
-    loss, info = critic_loss(critic, lambda o, a: next_q, actor, batch, alpha=torch.tensor(0.5), gamma=0.9)
+    loss, info = critic_loss(critic, lambda o, a: next_q, actor, batch, alpha=torch.tensor(0.5),
+                             gamma=0.9)
 
     # V(s') = min Q - alpha log pi = [4.5, 9.75, -2]; y = r + 0.9 (1 - terminated) V(s')
     torch.testing.assert_close(info["q_target"], torch.tensor([1 + 0.9 * 4.5, 2.0, 3 + 0.9 * -2.0]))
@@ -77,7 +79,8 @@ def test_actor_loss_is_alpha_log_pi_minus_min_q_without_critic_weight_gradients(
 
 
 @pytest.mark.parametrize(("log_prob", "alpha_grows"), [(3.0, True), (-3.0, False)])
-def test_alpha_grows_when_entropy_is_below_target_and_shrinks_above(log_prob: float, alpha_grows: bool) -> None:
+def test_alpha_grows_when_entropy_is_below_target_and_shrinks_above(log_prob: float,
+                                                                    alpha_grows: bool) -> None:
     # entropy estimate H = -E[log pi] = -3 (below the target -1) or 3 (above it)
     log_alpha = torch.zeros((), requires_grad=True)
     loss, _ = alpha_loss(log_alpha, torch.full((8,), log_prob), target_entropy=-1.0)
@@ -104,11 +107,13 @@ def test_polyak_update_equals_a_plain_loop() -> None:
             p.add_(torch.randn_like(p))
     before = [t.clone() for t in agent.target_critic.parameters()]
     agent.update_targets()
-    for old, online, new in zip(before, agent.critic.parameters(), agent.target_critic.parameters(), strict=True):
+    for old, online, new in zip(before, agent.critic.parameters(), agent.target_critic.parameters(),
+                                strict=True):
         torch.testing.assert_close(new, (1 - 0.1) * old + 0.1 * online.detach())
 
 
-def reference_sac_step(agent: SAC, optimizers: dict[str, torch.optim.Optimizer], batch: Batch) -> None:
+def reference_sac_step(agent: SAC, optimizers: dict[str, torch.optim.Optimizer],
+                       batch: Batch) -> None:
     """One SAC step written plainly: each critic's loss summed by hand, three separate plain
     Adam optimizers with a backward pass each, the Polyak update as a loop over tensors."""
     cfg, actor, critic, target = agent.config, agent.actor, agent.critic, agent.target_critic
@@ -164,7 +169,8 @@ def test_fast_update_matches_the_plain_reference_step(family: str) -> None:
     assert fast.log_alpha.item() != 0.0  # alpha moved, so its update was compared too
 
 
-def run_updates(config: SACConfig, steps: int = 3, log: bool = True) -> tuple[SAC, list[dict[str, float]]]:
+def run_updates(config: SACConfig, steps: int = 3,
+                log: bool = True) -> tuple[SAC, list[dict[str, float]]]:
     """A SAC (seeded init) after `steps` updates on seeded random batches, and what each logged."""
     torch.manual_seed(0)
     agent = SAC(3, 2, config, CPU)
@@ -178,15 +184,16 @@ def run_updates(config: SACConfig, steps: int = 3, log: bool = True) -> tuple[SA
 
 def assert_same_agents(got: SAC, want: SAC) -> None:
     for name in ("actor", "critic", "target_critic"):
-        for (key, a), b in zip(getattr(got, name).state_dict().items(), getattr(want, name).state_dict().values(),
-                               strict=True):
+        for (key, a), b in zip(getattr(got, name).state_dict().items(),
+                               getattr(want, name).state_dict().values(), strict=True):
             torch.testing.assert_close(a, b, msg=f"{name}.{key} differs")
     torch.testing.assert_close(got.log_alpha, want.log_alpha)
 
 
-@pytest.mark.parametrize(("autotune_alpha", "family"), [(True, "normal"), (False, "normal"), (True, "laplace"),
-                                                       (True, "logistic")])
-def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha: bool, family: str) -> None:
+@pytest.mark.parametrize(("autotune_alpha", "family"), [(True, "normal"), (False, "normal"),
+                                                        (True, "laplace"), (True, "logistic")])
+def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha: bool,
+                                                                 family: str) -> None:
     """backprop: explicit (hand-written backward passes) takes the same steps and logs the same
     figures as backprop: autograd (torch.autograd on critic_loss, actor_loss, alpha_loss)."""
     config = {"lr": 1e-2, "autotune_alpha": autotune_alpha, "policy_distribution": family, **TINY}
@@ -218,16 +225,18 @@ def test_an_edited_critic_loss_stops_the_explicit_path_before_any_step(
     torch.manual_seed(0)
     agent = SAC(3, 2, SACConfig(compile=compile_, **TINY), CPU)
     before = copy.deepcopy(agent.critic.state_dict())
-    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of critic_loss differs from its "
-                                                      r"hand-written backward pass critic_gradients .*"
-                                                      r"set agent.backprop=autograd"):
+    with pytest.raises(sac.GradientCheckError,
+                       match=r"^the gradient of critic_loss differs from its "
+                             r"hand-written backward pass critic_gradients .*"
+                             r"set agent.backprop=autograd"):
         agent.update(random_batch(act_dim=2), log=False)
     for key, value in agent.critic.state_dict().items():
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("autotune_alpha", [True, False])
-def test_an_edited_actor_loss_stops_the_explicit_path(monkeypatch: pytest.MonkeyPatch, autotune_alpha: bool) -> None:
+def test_an_edited_actor_loss_stops_the_explicit_path(monkeypatch: pytest.MonkeyPatch,
+                                                      autotune_alpha: bool) -> None:
     def entropy_doubled(actor, critic, obs, alpha):
         return real_actor_loss(actor, critic, obs, 2 * alpha)
 
@@ -235,12 +244,15 @@ def test_an_edited_actor_loss_stops_the_explicit_path(monkeypatch: pytest.Monkey
     monkeypatch.setattr(sac, "actor_loss", entropy_doubled)
     agent = SAC(3, 2, SACConfig(autotune_alpha=autotune_alpha, **TINY), CPU)
     loss = "actor_loss + alpha_loss" if autotune_alpha else "actor_loss"
-    with pytest.raises(sac.GradientCheckError, match=rf"^the gradient of {re.escape(loss)} differs .*actor_gradients "
-                                                      r"\(in actor\.net\.0\.weight"):
+    with pytest.raises(sac.GradientCheckError,
+                       match=rf"^the gradient of {re.escape(loss)} differs .*actor_gradients "
+                             r"\(in actor\.net\.0\.weight"):
         agent.update(random_batch(act_dim=2), log=False)
 
 
-def test_an_edited_alpha_loss_stops_the_explicit_path_naming_log_alpha(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_edited_alpha_loss_stops_the_explicit_path_naming_log_alpha(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
     def halved(log_alpha, log_prob, target_entropy):
         loss, info = real_alpha_loss(log_alpha, log_prob, target_entropy)
         return 0.5 * loss, info
@@ -248,12 +260,13 @@ def test_an_edited_alpha_loss_stops_the_explicit_path_naming_log_alpha(monkeypat
     real_alpha_loss = alpha_loss
     monkeypatch.setattr(sac, "alpha_loss", halved)
     agent = SAC(3, 2, SACConfig(**TINY), CPU)
-    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of actor_loss \+ alpha_loss differs .*"
-                                                      r"actor_gradients \(in log_alpha\):"):
+    with pytest.raises(sac.GradientCheckError,
+                       match=r"^the gradient of actor_loss \+ alpha_loss differs .*"
+                             r"actor_gradients \(in log_alpha\):"):
         agent.update(random_batch(act_dim=2), log=False)
 
 
-def test_the_gradient_check_is_relative_per_tensor_with_a_floor_and_leaves_non_finite_to_the_nan_guard() -> None:
+def test_the_gradient_check_is_relative_per_tensor_with_a_floor_and_leaves_non_finite_to_the_nan_guard() -> None:  # noqa: E501
     """||g - w|| <= 1e-3 ||w|| + 1e-6 per tensor: 5e-4 relative passes and 2e-3 fails at any norm,
     an all-zero gradient (a dead unit) passes, only the failing tensor is named, a NaN in the
     explicit gradient fails, and a non-finite autograd gradient is not compared (the run's NaN
@@ -261,16 +274,20 @@ def test_the_gradient_check_is_relative_per_tensor_with_a_floor_and_leaves_non_f
     w = torch.full((4,), 2.5)  # norm 5
     ok, big = torch.ones(3), torch.full((2,), 300.0)
     sac.check_gradients([w * (1 + 5e-4), big * (1 + 5e-4)], [w, big], ["a", "b"], "L", "by_hand")
-    with pytest.raises(sac.GradientCheckError, match=r"^the gradient of L differs from its hand-written backward "
-                                                      r"pass by_hand \(in b\):"):
+    with pytest.raises(sac.GradientCheckError,
+                       match=r"^the gradient of L differs from its hand-written backward "
+                             r"pass by_hand \(in b\):"):
         sac.check_gradients([ok, big * (1 + 2e-3)], [ok, big], ["a", "b"], "L", "by_hand")
     with pytest.raises(sac.GradientCheckError, match=r"\(in a, b\)"):
         sac.check_gradients([w * (1 + 2e-3), -big], [w, big], ["a", "b"], "L", "by_hand")
     sac.check_gradients([torch.zeros(3)], [torch.zeros(3)], ["a"], "L", "by_hand")
-    sac.check_gradients([torch.full((3,), 5e-7)], [torch.zeros(3)], ["a"], "L", "by_hand")  # 8.7e-7 < 1e-6
+    # 8.7e-7 < 1e-6
+    sac.check_gradients([torch.full((3,), 5e-7)], [torch.zeros(3)], ["a"], "L", "by_hand")
     with pytest.raises(sac.GradientCheckError):
-        sac.check_gradients([torch.tensor([float("nan"), 1.0])], [torch.ones(2)], ["a"], "L", "by_hand")
-    sac.check_gradients([torch.zeros(2)], [torch.tensor([float("inf"), 0.0])], ["a"], "L", "by_hand")
+        sac.check_gradients([torch.tensor([float("nan"), 1.0])], [torch.ones(2)], ["a"], "L",
+                            "by_hand")
+    sac.check_gradients([torch.zeros(2)], [torch.tensor([float("inf"), 0.0])], ["a"], "L",
+                        "by_hand")
 
 
 def test_the_check_passes_the_unedited_losses_on_every_resume_and_leaves_the_noise_alone() -> None:
@@ -282,7 +299,9 @@ def test_the_check_passes_the_unedited_losses_on_every_resume_and_leaves_the_noi
     assert_same_agents(checked, unchecked)
 
 
-def test_with_backprop_autograd_the_edited_critic_loss_is_what_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_backprop_autograd_the_edited_critic_loss_is_what_trains(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Adam's first step is -lr g / (|g| + eps) per parameter (bias-corrected moments m = g,
     v = g^2): the critics move along the gradient of the edited loss, on the same noise."""
     monkeypatch.setattr(sac, "critic_loss", q_penalized_critic_loss)
@@ -294,7 +313,8 @@ def test_with_backprop_autograd_the_edited_critic_loss_is_what_trains(monkeypatc
 
     def first_adam_step(loss_fn: Callable[..., Any]) -> list[Tensor]:
         torch.manual_seed(7)  # the noise of a' ~ pi(. | s') in the target
-        loss, _ = loss_fn(agent.critic, agent.target_critic, agent.actor, batch, agent.alpha, agent.config.gamma)
+        loss, _ = loss_fn(agent.critic, agent.target_critic, agent.actor, batch, agent.alpha,
+                          agent.config.gamma)
         grads = torch.autograd.grad(loss, list(agent.critic.parameters()))
         return [-lr * g / (g.abs() + 1e-8) for g in grads]
 
@@ -311,28 +331,32 @@ def test_a_network_the_explicit_path_cannot_differentiate_falls_back_to_autograd
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     class TanhActor(TanhSquashedActor):  # the MLP with tanh activations instead of ReLU
-        def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: list[int], family: str) -> None:
+        def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: list[int],
+                     family: str) -> None:
             super().__init__(obs_dim, act_dim, hidden_sizes, family)
             for index, module in enumerate(self.net):
                 if isinstance(module, torch.nn.ReLU):
                     self.net[index] = torch.nn.Tanh()
 
     monkeypatch.setattr(sac, "TanhSquashedActor", TanhActor)
-    with pytest.warns(RuntimeWarning, match=r"backprop: explicit cannot differentiate this network \(an MLP of "
-                                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"):
+    with pytest.warns(RuntimeWarning,
+                      match=r"backprop: explicit cannot differentiate this network \(an MLP of "
+                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"):
         agent = SAC(3, 2, SACConfig(**TINY), CPU)
     assert not agent.explicit
     agent.update(random_batch(act_dim=2), log=False)  # trains, through autograd on the losses
 
 
-@pytest.mark.filterwarnings("error:torch.compile of:RuntimeWarning")  # a fallback to eager fails the test
+# a fallback to eager fails the test
+@pytest.mark.filterwarnings("error:torch.compile of:RuntimeWarning")
 def test_compiled_gradients_equal_eager() -> None:
     """compile: true runs torch.compile'd gradient functions; they draw the same noise and take
     the same steps as the eager ones (up to float rounding of fused kernels). Compiling must
     succeed here: its fallback warning is an error, or this would compare eager with eager."""
     validate_args = Distribution._validate_args
     compiled, _ = run_updates(SACConfig(lr=1e-2, compile=True, **TINY), log=False)
-    # torch.compile switches torch.distributions' argument checks off process-wide; SAC restores them
+    # torch.compile switches torch.distributions' argument checks off process-wide;
+    # SAC restores them
     assert Distribution._validate_args == validate_args
     eager, _ = run_updates(SACConfig(lr=1e-2, compile=False, **TINY), log=False)
     assert_same_agents(compiled, eager)
@@ -345,8 +369,9 @@ def test_a_failing_compile_warns_once_and_runs_eagerly(monkeypatch: pytest.Monke
         return fail
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    with pytest.warns(RuntimeWarning, match=r"torch.compile of (critic|actor)_gradients failed \(RuntimeError: "
-                                            r"no C\+\+ compiler found\); running it eagerly") as warned:
+    with pytest.warns(RuntimeWarning,
+                      match=r"torch.compile of (critic|actor)_gradients failed \(RuntimeError: "
+                            r"no C\+\+ compiler found\); running it eagerly") as warned:
         fallen_back, _ = run_updates(SACConfig(lr=1e-2, compile=True, **TINY), log=False)
     assert len(warned) == 2  # once per compiled function, not once per update
     eager, _ = run_updates(SACConfig(lr=1e-2, compile=False, **TINY), log=False)
@@ -359,8 +384,8 @@ def test_update_logs_namespaced_floats_only_when_asked() -> None:
     assert agent.target_entropy == -1.0  # -|A|
     assert agent.update(random_batch(), log=False) == {}
     metrics = agent.update(random_batch(), log=True)
-    assert set(metrics) == {"loss/critic", "loss/actor", "loss/alpha", "stats/alpha", "stats/entropy",
-                            "stats/q_mean", "stats/log_std_mean"}
+    assert set(metrics) == {"loss/critic", "loss/actor", "loss/alpha", "stats/alpha",
+                            "stats/entropy", "stats/q_mean", "stats/log_std_mean"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert agent.num_updates == 2
     assert agent.alpha.item() != 1.0  # tuned
@@ -390,7 +415,8 @@ def test_fixed_alpha_stays_at_init_alpha() -> None:
         ("backprop", "numeric", "backprop must be one of explicit, autograd, got 'numeric'"),
     ],
 )
-def test_config_range_checks_name_the_field_and_the_allowed_range(field: str, value: Any, message: str) -> None:
+def test_config_range_checks_name_the_field_and_the_allowed_range(field: str, value: Any,
+                                                                  message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         SACConfig(**{field: value})
 
@@ -403,8 +429,10 @@ def test_compile_needs_the_explicit_gradients() -> None:
 # ---------------------------------------------------------------------------------- learner
 
 
-def learner(env_id: str = "Pendulum-v1", num_envs: int = 1, seed: int = 0, **agent: Any) -> SACLearner:
-    return SACLearner(EnvConfig(env_id, num_envs), SACConfig(**{**TINY, **agent}), seed, CPU, eval_episodes=1)
+def learner(env_id: str = "Pendulum-v1", num_envs: int = 1, seed: int = 0,
+            **agent: Any) -> SACLearner:
+    return SACLearner(EnvConfig(env_id, num_envs), SACConfig(**{**TINY, **agent}), seed, CPU,
+                      eval_episodes=1)
 
 
 def test_before_learning_starts_actions_are_the_seeded_action_space_samples() -> None:
@@ -434,7 +462,9 @@ def test_truncated_transitions_store_the_true_final_observation_and_no_terminati
     metrics = sac.advance(log=True)  # step 200 of both sub-envs: the time limit, then auto-reset
     s = sac.buffer.storage
     for row in range(400):  # rows 2t + i: every next_obs is the successor of obs, the last ones too
-        np.testing.assert_allclose(s.next_obs[row].numpy(), pendulum_successor(s.obs[row].numpy(), s.action[row, 0].item()), atol=1e-4)
+        np.testing.assert_allclose(s.next_obs[row].numpy(),
+                                   pendulum_successor(s.obs[row].numpy(), s.action[row, 0].item()),
+                                   atol=1e-4)
     assert not torch.allclose(s.next_obs[398:400], sac.task.obs, atol=1e-2)  # the reset obs differ
     assert torch.all(s.terminated[:400] == 0)
     returns = s.reward[:400].view(200, 2).sum(0)  # (200 steps, 2 sub-envs) -> (2,)
@@ -443,7 +473,8 @@ def test_truncated_transitions_store_the_true_final_observation_and_no_terminati
 
 
 def test_terminal_transitions_store_the_final_observation_with_the_terminated_flag() -> None:
-    sac = learner("InvertedPendulum-v5", learning_starts=10_000)  # random actions fall within ~10 steps
+    # random actions fall within ~10 steps
+    sac = learner("InvertedPendulum-v5", learning_starts=10_000)
     for _ in range(100):
         sac.advance(log=False)
     s = sac.buffer.storage
@@ -461,16 +492,19 @@ def test_advance_logs_losses_and_episode_figures_and_evaluate_the_eval_keys() ->
     while sac.step < 199:
         sac.advance(log=False)
     metrics = sac.advance(log=True)
-    assert {"loss/critic", "loss/actor", "stats/alpha", "train/episode_return", "train/episode_length"} <= set(metrics)
+    assert {"loss/critic", "loss/actor", "stats/alpha", "train/episode_return",
+            "train/episode_length"} <= set(metrics)
     evaluation = sac.evaluate()
-    assert set(evaluation) == {"eval/return_mean", "eval/return_std", "eval/length_mean", "eval/episodes"}
+    assert set(evaluation) == {"eval/return_mean", "eval/return_std", "eval/length_mean",
+                               "eval/episodes"}
     assert evaluation["eval/episodes"] == 1.0 and evaluation["eval/length_mean"] == 200.0
     assert sac.summary() == {"env_id": "Pendulum-v1"} and sac.write_figures(None) == []  # type: ignore[arg-type]
 
 
 def test_learner_rejects_what_it_cannot_run() -> None:
     with pytest.raises(ValueError, match=r"agent.buffer_size \(2\) must be >= env.num_envs \(4\)"):
-        SACLearner(EnvConfig(num_envs=4), SACConfig(buffer_size=2, batch_size=2), 0, CPU, eval_episodes=1)
+        SACLearner(EnvConfig(num_envs=4), SACConfig(buffer_size=2, batch_size=2), 0, CPU,
+                   eval_episodes=1)
 
 
 def run_to(sac: SACLearner, steps: int) -> None:
@@ -492,7 +526,8 @@ def test_resume_from_state_dict_is_bit_identical() -> None:
     first = learner(num_envs=2, **config)
     run_to(first, saved_at)
     checkpoint = io.BytesIO()
-    torch.save({"learner": first.state_dict(), "torch_rng": torch.get_rng_state()}, checkpoint)  # train.py saves the global RNG
+    # train.py saves the global RNG
+    torch.save({"learner": first.state_dict(), "torch_rng": torch.get_rng_state()}, checkpoint)
     checkpoint.seek(0)
     state = torch.load(checkpoint, weights_only=True)
     torch.manual_seed(12345)  # the fresh learner's own init is overwritten by the state
@@ -504,7 +539,8 @@ def test_resume_from_state_dict_is_bit_identical() -> None:
     a, b = straight.agent, resumed.agent
     assert a.num_updates == b.num_updates > 0
     for module in ("actor", "critic", "target_critic"):
-        for (name, p), q in zip(getattr(a, module).state_dict().items(), getattr(b, module).state_dict().values(), strict=True):
+        for (name, p), q in zip(getattr(a, module).state_dict().items(),
+                                getattr(b, module).state_dict().values(), strict=True):
             assert torch.equal(p, q), f"{module}.{name}"
     assert torch.equal(a.log_alpha, b.log_alpha)
     for x, y in zip(straight.buffer.storage, resumed.buffer.storage, strict=True):

@@ -104,7 +104,8 @@ def states(n: int = BATCH) -> Tensor:
     return torch.randn(n, OBS_DIM, generator=torch.Generator().manual_seed(2))
 
 
-def closed_form_gradient(policy: LinearGaussianPolicy, critic: QuadraticCritic, obs: Tensor) -> Tensor:
+def closed_form_gradient(policy: LinearGaussianPolicy, critic: QuadraticCritic,
+                         obs: Tensor) -> Tensor:
     with torch.no_grad():
         d = obs @ (policy.weight - critic.gain).T + policy.bias  # (B, A)
         grad_w = -(d.unsqueeze(2) * obs.unsqueeze(1)).mean(0)  # (B, A, O) -> (A, O)
@@ -113,7 +114,8 @@ def closed_form_gradient(policy: LinearGaussianPolicy, critic: QuadraticCritic, 
     return torch.cat([grad_w.reshape(-1), grad_c, grad_log_std])
 
 
-def closed_form_pathwise_var(policy: LinearGaussianPolicy, critic: QuadraticCritic, obs: Tensor) -> Tensor:
+def closed_form_pathwise_var(policy: LinearGaussianPolicy, critic: QuadraticCritic,
+                             obs: Tensor) -> Tensor:
     with torch.no_grad():
         d = obs @ (policy.weight - critic.gain).T + policy.bias  # (B, A)
         var_sigma = policy.log_std.exp() ** 2  # (A,)
@@ -124,7 +126,8 @@ def closed_form_pathwise_var(policy: LinearGaussianPolicy, critic: QuadraticCrit
 
 
 def estimates(estimator: str, policy: nn.Module, critic: nn.Module, obs: Tensor, k: int) -> Tensor:
-    return gradient_samples(lambda: actor_surrogate(estimator, policy, critic, obs, ALPHA), list(policy.parameters()), k)
+    return gradient_samples(lambda: actor_surrogate(estimator, policy, critic, obs, ALPHA),
+                            list(policy.parameters()), k)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
@@ -143,7 +146,8 @@ def test_pathwise_variance_matches_its_closed_form() -> None:
     samples = estimates("pathwise", policy, critic, obs, 2500)  # (K, P)
     centred_sq = (samples - samples.mean(0)).pow(2)  # (K, P)
     var = centred_sq.mean(0) * samples.shape[0] / (samples.shape[0] - 1)  # (K, P) -> (P,)
-    std_err = (centred_sq.var(0) / samples.shape[0]).sqrt()  # SE of a variance: sd of (g - mean)^2 / sqrt(K)
+    # SE of a variance: sd of (g - mean)^2 / sqrt(K)
+    std_err = (centred_sq.var(0) / samples.shape[0]).sqrt()
     z = (var - closed_form_pathwise_var(policy, critic, obs)) / std_err
     assert z.abs().max() < K_SE, z
 
@@ -153,7 +157,8 @@ def test_the_reference_gradient_is_the_closed_form_within_its_standard_error() -
     policy, critic, obs = LinearGaussianPolicy(), QuadraticCritic(), states()
     draws = 512
     reference = reference_gradient(policy, critic, obs, ALPHA, draws)
-    std_err = (closed_form_pathwise_var(policy, critic, obs) / draws).sqrt()  # draws actions per state
+    # draws actions per state
+    std_err = (closed_form_pathwise_var(policy, critic, obs) / draws).sqrt()
     z = (reference - closed_form_gradient(policy, critic, obs)) / std_err
     assert z.abs().max() < K_SE, z
 
@@ -183,7 +188,9 @@ def test_the_state_baseline_reduces_the_score_function_variance() -> None:
     torch.manual_seed(0)
     policy, critic, obs = LinearGaussianPolicy(), QuadraticCritic(), states()
     plain, plain_se = trace_and_std_err(estimates("score_function", policy, critic, obs, 800))
-    based, based_se = trace_and_std_err(estimates("score_function_baseline", policy, critic, obs, 800))
+    based, based_se = trace_and_std_err(
+        estimates("score_function_baseline", policy, critic, obs, 800)
+    )
     assert plain - based > K_SE * math.hypot(plain_se, based_se)  # independent estimates
 
 
@@ -210,7 +217,8 @@ def test_a_learned_value_baseline_keeps_reinforce_unbiased_and_reduces_its_varia
         action = dist.sample_pre_squash()
         returns = critic(obs, action).squeeze(0)  # (1, 16) -> (16,)
         baseline = value(obs).detach() if with_baseline else None
-        return policy_surrogate(dist.log_prob_pre_squash(action), returns, baseline, normalize=False)
+        return policy_surrogate(dist.log_prob_pre_squash(action), returns, baseline,
+                                normalize=False)
 
     params = list(policy.parameters())
     with_value = gradient_samples(lambda: estimate(True), params, 1000)  # (K, P)
@@ -241,25 +249,31 @@ def test_sac_gradient_metrics_cover_the_three_estimators() -> None:
     torch.manual_seed(0)
     actor, critic = TanhSquashedActor(OBS_DIM, ACT_DIM, [16]), EnsembleQ(OBS_DIM, ACT_DIM, [16])
     metrics = sac_gradient_metrics(actor, critic, states(32), torch.tensor(ALPHA))
-    assert set(metrics) == {f"grad/{e}_{m}" for e in ESTIMATORS for m in ("var_trace", "norm_mean", "cosine", "snr")}
+    assert set(metrics) == {f"grad/{e}_{m}" for e in ESTIMATORS
+                            for m in ("var_trace", "norm_mean", "cosine", "snr")}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert metrics["grad/pathwise_cosine"] > metrics["grad/score_function_cosine"]
 
 
-# ---------------------------------------------------------------------------------- the command line
+# --------------------------------------------------------------------------------- the command line
 
 
-def write_run(out: Path, kind: str, learner: SACLearner | ReinforceLearner, env: EnvConfig, agent: object) -> None:
+def write_run(out: Path, kind: str, learner: SACLearner | ReinforceLearner, env: EnvConfig,
+              agent: object) -> None:
     """A run directory as train.py leaves it: config.yaml and checkpoints/step_<N>.pt."""
     out.mkdir()
-    (out / "config.yaml").write_text(yaml.safe_dump({"kind": kind, "seed": 0, "env": asdict(env), "agent": asdict(agent)}))
-    save_checkpoint({"step": learner.step, "learner": learner.state_dict()}, out / "checkpoints", learner.step)
+    (out / "config.yaml").write_text(
+        yaml.safe_dump({"kind": kind, "seed": 0, "env": asdict(env), "agent": asdict(agent)})
+    )
+    save_checkpoint({"step": learner.step, "learner": learner.state_dict()}, out / "checkpoints",
+                    learner.step)
 
 
 @pytest.fixture(scope="module")
 def sac_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    env, agent = EnvConfig("Pendulum-v1", 1), SACConfig(hidden_sizes=[16, 16], batch_size=32, learning_starts=50)
+    env, agent = EnvConfig("Pendulum-v1", 1), SACConfig(hidden_sizes=[16, 16], batch_size=32,
+                                                        learning_starts=50)
     learner = SACLearner(env, agent, seed=0, device=torch.device("cpu"), eval_episodes=1)
     while learner.step < 120:
         learner.advance(log=False)
@@ -268,28 +282,33 @@ def sac_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_the_cli_reports_every_estimator_of_a_sac_run(sac_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_reports_every_estimator_of_a_sac_run(sac_run: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--run", str(sac_run), "--batch", "16", "--repeats", "4", "--reference-draws", "8"]
-    assert variance.main([*args, "--json", str(tmp_path / "v.json"), "--plot", str(tmp_path / "v.png")]) == 0
+    assert variance.main([*args, "--json", str(tmp_path / "v.json"),
+                          "--plot", str(tmp_path / "v.png")]) == 0
     report = json.loads((tmp_path / "v.json").read_text())
     assert report["kind"] == "sac" and report["step"] == 120 and report["batch"] == 16
     assert report["reference"] == {"estimator": "pathwise", "samples": 16 * 8}
     assert set(report["estimators"]) == set(ESTIMATORS)
     for figures in report["estimators"].values():
-        assert set(figures) == {"grad_var_trace", "grad_norm_mean", "cosine_to_reference", "snr", "reference_samples"}
+        assert set(figures) == {"grad_var_trace", "grad_norm_mean", "cosine_to_reference", "snr",
+                                "reference_samples"}
         assert figures["grad_var_trace"] > 0 and -1 <= figures["cosine_to_reference"] <= 1
     assert report["sweep"]["batch_sizes"] == [8, 16]
     assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
     assert "score_function_baseline" in capsys.readouterr().out
 
 
-def test_the_cli_compares_policy_families_at_the_same_states(sac_run: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_compares_policy_families_at_the_same_states(
+    sac_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--policy-distribution: one row per estimator and family; the run's own family (normal)
     comes out exactly as without the option, so every family is measured at the same states."""
     args = ["--run", str(sac_run), "--batch", "16", "--repeats", "4", "--reference-draws", "8"]
     assert variance.main([*args, "--json", str(tmp_path / "own.json")]) == 0
-    assert variance.main([*args, "--json", str(tmp_path / "all.json"), "--plot", str(tmp_path / "all.png"),
+    assert variance.main([*args, "--json", str(tmp_path / "all.json"),
+                          "--plot", str(tmp_path / "all.png"),
                           "--policy-distribution", "normal", "laplace", "logistic"]) == 0
     own, compared = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("own", "all"))
     assert own["policy_distributions"] == ["normal"]
@@ -298,13 +317,15 @@ def test_the_cli_compares_policy_families_at_the_same_states(sac_run: Path, tmp_
     assert list(compared["estimators"]) == [f"{e} ({f})" for f in families for e in ESTIMATORS]
     for name in ESTIMATORS:
         assert compared["estimators"][f"{name} (normal)"] == own["estimators"][name]
-        assert compared["sweep"]["grad_var_trace"][f"{name} (normal)"] == own["sweep"]["grad_var_trace"][name]
+        assert (compared["sweep"]["grad_var_trace"][f"{name} (normal)"]
+                == own["sweep"]["grad_var_trace"][name])
         assert compared["estimators"][f"{name} (laplace)"] != own["estimators"][name]
     assert "score_function_baseline (logistic)" in capsys.readouterr().out
     assert (tmp_path / "all.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_cli_rejects_an_unknown_policy_family(sac_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_rejects_an_unknown_policy_family(sac_run: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         variance.main(["--run", str(sac_run), "--policy-distribution", "cauchy"])
     assert exit_info.value.code == 2
@@ -313,12 +334,15 @@ def test_the_cli_rejects_an_unknown_policy_family(sac_run: Path, capsys: pytest.
 
 def test_the_cli_reports_reinforce_mc_for_a_reinforce_run(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    env, agent = EnvConfig("Pendulum-v1", 2), ReinforceConfig(hidden_sizes=[16], rollout_steps=8, value_steps=2)
-    learner = ReinforceLearner(env, agent, seed=0, device=torch.device("cpu"), eval_episodes=1, grad_variance_every=0)
+    env, agent = EnvConfig("Pendulum-v1", 2), ReinforceConfig(hidden_sizes=[16], rollout_steps=8,
+                                                              value_steps=2)
+    learner = ReinforceLearner(env, agent, seed=0, device=torch.device("cpu"), eval_episodes=1,
+                               grad_variance_every=0)
     learner.advance(log=False)
     write_run(tmp_path / "run", "reinforce", learner, env, agent)
     out = tmp_path / "v.json"
-    assert variance.main(["--run", str(tmp_path / "run"), "--batch", "16", "--repeats", "3", "--json", str(out)]) == 0
+    assert variance.main(["--run", str(tmp_path / "run"), "--batch", "16", "--repeats", "3",
+                          "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["estimators"]) == {"reinforce_mc"}
     assert report["reference"] == {"estimator": "reinforce_mc", "samples": 3 * 16}
@@ -335,7 +359,8 @@ def test_the_cli_reports_reinforce_mc_for_a_reinforce_run(tmp_path: Path) -> Non
     (lambda p: (p / "config.yaml").write_text("kind: vae\n"), "a policy comes from an RL run"),
     (lambda p: (p / "config.yaml").write_text("kind: sac\nenv: {}\nagent: {}\n"), "no checkpoint"),
 ])
-def test_the_cli_rejects_what_is_not_a_finished_rl_run(make, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_rejects_what_is_not_a_finished_rl_run(make, message: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     make(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         variance.main(["--run", str(tmp_path)])

@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bnn_benchmark_reports_every_variant_and_the_variance_by_batch_size(tmp_path: Path) -> None:
     out, png = tmp_path / "bnn.json", tmp_path / "bnn.png"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bnn_estimators.py"), "--config", str(REPO / "configs" / "bnn_gap1d.yaml"),
-         "--seeds", "0", "1", "--batch-sizes", "1", "8", "--repeats", "3", "--json", str(out), "--plot", str(png),
+        [sys.executable, str(REPO / "benchmarks" / "bnn_estimators.py"),
+         "--config", str(REPO / "configs" / "bnn_gap1d.yaml"), "--seeds", "0", "1",
+         "--batch-sizes", "1", "8", "--repeats", "3", "--json", str(out), "--plot", str(png),
          "total_steps=3", "model.hidden_sizes=[4]", "model.predictive_samples=2"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

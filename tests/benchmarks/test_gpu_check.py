@@ -16,7 +16,8 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 
 
 def run(tmp_path: Path, *args: str, wheels: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"GPU_WHEELS": str(wheels), "PYTHON": sys.executable, "OUT": str(tmp_path / "out")}
+    env = os.environ | {"GPU_WHEELS": str(wheels), "PYTHON": sys.executable,
+                        "OUT": str(tmp_path / "out")}
     return subprocess.run(["bash", str(SCRIPT), *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -41,11 +42,13 @@ def test_the_dry_run_prints_the_install_the_tests_and_the_benchmark(tmp_path: Pa
     for pin in (REPO / "benchmarks" / "gpu_wheels.txt").read_text().splitlines():
         if pin and not pin.startswith("#"):
             name, version = pin.split("==")
-            (wheels / f"{name.replace('-', '_')}-{version}-{tag}-{tag}-manylinux_2_28_x86_64.whl").write_bytes(b"")
+            (wheels / f"{name.replace('-', '_')}-{version}-{tag}-{tag}-"
+                      "manylinux_2_28_x86_64.whl").write_bytes(b"")
     result = run(tmp_path, "--dry-run", wheels=wheels)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(line.startswith("would run: ") and "pip install" in line and "--no-index" in line for line in lines)
+    assert any(line.startswith("would run: ") and "pip install" in line and "--no-index" in line
+               for line in lines)
     assert any("pytest tests/cuda -m cuda" in line for line in lines)
     assert any("sac_throughput.py" in line for line in lines)
     assert not (tmp_path / "out").exists()  # a dry run writes nothing

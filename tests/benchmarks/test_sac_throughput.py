@@ -10,12 +10,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_throughput_benchmark_reports_the_rates_their_ratio_the_phases_and_the_flops(tmp_path: Path) -> None:
+def test_throughput_benchmark_reports_the_rates_their_ratio_the_phases_and_the_flops(
+    tmp_path: Path
+) -> None:
     config = REPO / "configs" / "sac_pendulum.yaml"
     out = tmp_path / "throughput.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "sac_throughput.py"), "--config", str(config),
-         "--impl", "ours-eager", "sb3", "sbx", "--sbx-python", sys.executable,  # this python has no sbx
+         # this python has no sbx
+         "--impl", "ours-eager", "sb3", "sbx", "--sbx-python", sys.executable,
          "--rounds", "1", "--steps", "150", "450", "--learning-starts", "100",
          "--profile-steps", "10", "--threads", "1", "--json", str(out),
          "agent.hidden_sizes=[32,32]", "agent.batch_size=32"],
@@ -30,7 +33,8 @@ def test_throughput_benchmark_reports_the_rates_their_ratio_the_phases_and_the_f
     ours, sb3 = figures["median_steps_per_s"]["ours-eager"], figures["median_steps_per_s"]["sb3"]
     assert figures["median_ratio"]["sb3"] == ours / sb3  # one round: the ratio of the two rates
     phases = figures["ms_per_step_by_phase"]
-    assert {"act", "env_step", "sample", "critic_update", "actor_update", "target_update"} <= set(phases)
+    assert {"act", "env_step", "sample", "critic_update", "actor_update",
+            "target_update"} <= set(phases)
     assert phases["critic_update"] > 0 and phases["actor_update"] > 0 and phases["env_step"] > 0
     # Pendulum-v1 (obs 3, act 1), 32-32 networks, batch 32: one twin-critic forward alone is
     # 2 critics * 2 * 32 * (4*32 + 32*32 + 32) = 0.15 MFLOP, and an update holds several

@@ -30,7 +30,8 @@ def random_layer(seed: int = 0) -> tuple[BayesLinear, torch.Tensor]:
 
 def within(estimate: torch.Tensor, expected: torch.Tensor, standard_error: torch.Tensor) -> None:
     """Every entry within 5 standard errors (the tolerance of a 5-sigma two-sided test)."""
-    assert bool(((estimate - expected).abs() <= 5 * standard_error).all()), (estimate, expected, standard_error)
+    assert bool(((estimate - expected).abs() <= 5 * standard_error).all()), (estimate, expected,
+                                                                             standard_error)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
@@ -57,7 +58,8 @@ def test_only_the_global_sampler_correlates_two_examples(estimator: str) -> None
     centred = draws - draws.mean(0)
     products = centred[:, 0] * centred[:, 1]  # (N, 3): example 0 times example 1, per unit
     # One W shared: Cov(a_0j, a_1j) = sum_i x_0i x_1i sigma_ji^2 + sigma_bj^2; otherwise 0.
-    shared = (x[0] * x[1]) @ F.softplus(layer.weight_rho).square().T + F.softplus(layer.bias_rho).square()
+    shared = ((x[0] * x[1]) @ F.softplus(layer.weight_rho).square().T
+              + F.softplus(layer.bias_rho).square())
     expected = shared if estimator == "global" else torch.zeros(3, dtype=torch.float64)
     within(products.mean(0), expected, products.std(0) / math.sqrt(NUM_DRAWS))
 
@@ -69,7 +71,8 @@ def test_kl_equals_the_gaussian_closed_form() -> None:
     for mu, rho in ((layer.weight_mu, layer.weight_rho), (layer.bias_mu, layer.bias_rho)):
         sigma = F.softplus(rho)
         # KL(N(mu, s^2) || N(0, p^2)) = log(p / s) + (s^2 + mu^2) / (2 p^2) - 1/2
-        terms.append((math.log(prior_std) - sigma.log() + (sigma.square() + mu.square()) / (2 * prior_std**2) - 0.5).sum())
+        terms.append((math.log(prior_std) - sigma.log()
+                      + (sigma.square() + mu.square()) / (2 * prior_std**2) - 0.5).sum())
     torch.testing.assert_close(layer.kl(), sum(terms))
 
 
@@ -87,12 +90,14 @@ def test_the_three_estimators_have_the_same_expected_elbo_gradient() -> None:
     draws = 500
     means, errors = {}, {}
     for name in ESTIMATORS:
+        # (draws, P)
         grads = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-            model.objective(x, y, name, num_train=100)[0], params)]) for _ in range(draws)])  # (draws, P)
+            model.objective(x, y, name, num_train=100)[0], params)]) for _ in range(draws)])
         means[name], errors[name] = grads.mean(0), grads.std(0) / math.sqrt(draws)
     for name in ("local", "flipout"):
         # The difference of two independent means has standard error sqrt(se_1^2 + se_2^2).
-        within(means[name], means["global"], (errors[name].square() + errors["global"].square()).sqrt())
+        within(means[name], means["global"],
+               (errors[name].square() + errors["global"].square()).sqrt())
 
 
 def test_an_unknown_estimator_is_a_one_line_error() -> None:

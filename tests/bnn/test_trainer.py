@@ -20,15 +20,17 @@ from tests.test_train import assert_identical
 REPO = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 BNN_CONFIGS = sorted((REPO / "configs").glob("bnn_*.yaml"))
-TINY = ["model.hidden_sizes=[8]", "model.predictive_samples=4", "optim.batch_size=16", "log.every=3",
-        "eval.every=3", "checkpoint.every=3", "diagnostics.grad_variance_every=3", "wandb.mode=disabled"]
+TINY = ["model.hidden_sizes=[8]", "model.predictive_samples=4", "optim.batch_size=16",
+        "log.every=3", "eval.every=3", "checkpoint.every=3", "diagnostics.grad_variance_every=3",
+        "wandb.mode=disabled"]
 
 
 def tiny_learner(estimator: str = "local", bayesian: bool = True, grad_variance_every: int = 0,
                  data: str = "gap1d") -> BNNLearner:
-    return BNNLearner(DataConfig(name=data), ModelConfig(hidden_sizes=[8], bayesian=bayesian, predictive_samples=4),  # type: ignore[arg-type]
-                      OptimConfig(lr=1e-2, batch_size=16), estimator, grad_variance_every, seed=0, device=CPU,
-                      grad_variance_samples=4)
+    return BNNLearner(DataConfig(name=data),  # type: ignore[arg-type]
+                      ModelConfig(hidden_sizes=[8], bayesian=bayesian, predictive_samples=4),
+                      OptimConfig(lr=1e-2, batch_size=16), estimator, grad_variance_every, seed=0,
+                      device=CPU, grad_variance_samples=4)
 
 
 def parameters(learner: BNNLearner) -> list[torch.Tensor]:
@@ -40,7 +42,8 @@ def advance(learner: BNNLearner, steps: int) -> list[dict[str, float]]:
     return [learner.advance(log=(learner.step + 1) % 2 == 0) for _ in range(steps)]
 
 
-@pytest.mark.parametrize(("estimator", "bayesian"), [(e, True) for e in ESTIMATORS] + [("local", False)])
+@pytest.mark.parametrize(("estimator", "bayesian"),
+                         [(e, True) for e in ESTIMATORS] + [("local", False)])
 def test_resume_from_a_checkpoint_is_bit_identical(estimator: str, bayesian: bool) -> None:
     total, split = 9, 4
     torch.manual_seed(7)
@@ -73,7 +76,8 @@ def test_gradient_diagnostics_log_all_three_estimators_and_leave_the_trajectory_
     torch.manual_seed(0)
     diagnosed = tiny_learner("global", grad_variance_every=2)
     logs = advance(diagnosed, 6)
-    expected = {"grad/weight_var_trace", "grad/var_ratio_global_local", "grad/var_ratio_global_flipout",
+    expected = {"grad/weight_var_trace", "grad/var_ratio_global_local",
+                "grad/var_ratio_global_flipout",
                 *(f"grad/weight_var_trace_{name}" for name in ESTIMATORS)}
     assert expected <= logs[1].keys() and logs[0] == {}
     assert logs[1]["grad/weight_var_trace"] == logs[1]["grad/weight_var_trace_global"]
@@ -88,7 +92,8 @@ def test_summary_reports_data_units_and_a_zero_variance_for_the_plain_network() 
     summary = bayesian.summary()
     assert summary.keys() == {"dataset", "test_rmse", "test_log_likelihood", "grad_var_trace"}
     assert summary["dataset"] == "diabetes" and summary["grad_var_trace"] > 0
-    # diabetes targets spread ~77 around ~152: an untrained net's RMSE is of that order, in data units
+    # diabetes targets spread ~77 around ~152: an untrained net's RMSE is of that order,
+    # in data units
     assert 20 < summary["test_rmse"] < 300 and math.isfinite(summary["test_log_likelihood"])
     assert plain.summary()["grad_var_trace"] == 0.0
     assert summary == bayesian.summary(), "evaluation must be reproducible on the same parameters"
@@ -97,7 +102,8 @@ def test_summary_reports_data_units_and_a_zero_variance_for_the_plain_network() 
 def test_bad_input_is_a_one_line_value_error() -> None:
     with pytest.raises(ValueError, match="estimator must be one of global, local, flipout"):
         tiny_learner("exact")
-    with pytest.raises(ValueError, match="batch_size must be <= the 160 training examples, got 500"):
+    with pytest.raises(ValueError,
+                       match="batch_size must be <= the 160 training examples, got 500"):
         BNNLearner(DataConfig(), ModelConfig(), OptimConfig(batch_size=500), "local", 0, 0, CPU)
 
 
@@ -123,10 +129,12 @@ def test_train_py_runs_a_bnn_config_end_to_end_and_resumes_exactly(tmp_path: Pat
     config = ["--config", str(REPO / "configs" / "bnn_gap1d.yaml")]
     assert train.main([*config, "--out", str(tmp_path / "straight"), *TINY, "total_steps=6"]) == 0
     summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
-    assert summary["kind"] == "bnn" and summary["status"] == "completed" and summary["dataset"] == "gap1d"
+    assert (summary["kind"] == "bnn" and summary["status"] == "completed"
+            and summary["dataset"] == "gap1d")
     assert {"test_rmse", "test_log_likelihood", "grad_var_trace"} <= summary.keys()
     assert (tmp_path / "straight" / "bnn_predictive.png").read_bytes()[:4] == b"\x89PNG"
-    logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    logged = [json.loads(line)
+              for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert any("grad/var_ratio_global_local" in row for row in logged)
     assert any("test/log_likelihood" in row for row in logged)
 
@@ -142,14 +150,17 @@ def test_train_py_runs_a_bnn_config_end_to_end_and_resumes_exactly(tmp_path: Pat
     resumed_summary = json.loads((out / "summary.json").read_text())
     for key in ("test_rmse", "test_log_likelihood", "grad_var_trace"):
         assert resumed_summary[key] == summary[key], key
-    assert (out / "metrics.jsonl").read_text() == (tmp_path / "straight" / "metrics.jsonl").read_text()
+    assert ((out / "metrics.jsonl").read_text()
+            == (tmp_path / "straight" / "metrics.jsonl").read_text())
 
 
-def test_an_unknown_estimator_in_a_config_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_estimator_in_a_config_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import train
 
-    code = train.main(["--config", str(REPO / "configs" / "bnn_gap1d.yaml"), "--out", str(tmp_path / "run"),
-                       "estimator=exact"])
+    code = train.main(["--config", str(REPO / "configs" / "bnn_gap1d.yaml"),
+                       "--out", str(tmp_path / "run"), "estimator=exact"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "estimator must be one of global, local, flipout" in err

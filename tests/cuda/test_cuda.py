@@ -54,7 +54,8 @@ def same_noise(monkeypatch: pytest.MonkeyPatch) -> torch.Generator:
         return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
     def sample(self: torch.distributions.Normal, sample_shape: tuple[int, ...] = ()) -> Tensor:
-        return self.rsample(torch.Size(sample_shape)).detach()  # Normal.sample draws with torch.normal instead
+        # Normal.sample draws with torch.normal instead
+        return self.rsample(torch.Size(sample_shape)).detach()
 
     monkeypatch.setattr(torch.distributions.normal, "_standard_normal", standard_normal)
     monkeypatch.setattr(torch.distributions.Normal, "sample", sample)
@@ -70,14 +71,17 @@ def assert_close_states(got: dict[str, Tensor], want: dict[str, Tensor]) -> None
 # ---------------------------------------------------------------- one update, CPU vs CUDA
 
 
-def sac_after_updates(device: torch.device, noise: torch.Generator, **config: Any) -> tuple[SAC, list[dict]]:
+def sac_after_updates(device: torch.device, noise: torch.Generator,
+                      **config: Any) -> tuple[SAC, list[dict]]:
     torch.manual_seed(0)  # the networks are built on the CPU, then moved: the same init
-    agent = SAC(3, 2, SACConfig(hidden_sizes=[16, 16], batch_size=32, buffer_size=100, lr=1e-2, **config), device)
+    agent = SAC(3, 2, SACConfig(hidden_sizes=[16, 16], batch_size=32, buffer_size=100, lr=1e-2,
+                                **config), device)
     batches = torch.Generator().manual_seed(1)
     noise.manual_seed(2)
     logged = []
     for _ in range(3):
-        batch = Batch(torch.randn(32, 3, generator=batches), torch.rand(32, 2, generator=batches) * 2 - 1,
+        batch = Batch(torch.randn(32, 3, generator=batches),
+                      torch.rand(32, 2, generator=batches) * 2 - 1,
                       torch.randn(32, generator=batches), torch.randn(32, 3, generator=batches),
                       (torch.rand(32, generator=batches) < 0.1).float())
         logged.append(agent.update(Batch(*(t.to(device) for t in batch)), log=True))
@@ -112,11 +116,15 @@ def test_reinforce_update_on_cuda_equals_the_cpu_one() -> None:
     agents, logged = [], []
     for device in (CPU, GPU):
         torch.manual_seed(0)
-        agent = Reinforce(3, 2, ReinforceConfig(hidden_sizes=[16], value_steps=3, max_grad_norm=0.5), device)
+        agent = Reinforce(
+            3, 2, ReinforceConfig(hidden_sizes=[16], value_steps=3, max_grad_norm=0.5), device
+        )
         assert agent.value is not None
         agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=0.1)
         agent.value_optimizer = torch.optim.SGD(agent.value.parameters(), lr=0.1)
-        on_device = ScoredBatch(*(t.to(device) for t in (batch.obs, batch.pre_squash, batch.returns, batch.baseline)))
+        on_device = ScoredBatch(
+            *(t.to(device) for t in (batch.obs, batch.pre_squash, batch.returns, batch.baseline))
+        )
         logged.append(agent.update(on_device, log=True))
         agents.append(agent)
     cpu, gpu = agents
@@ -130,9 +138,10 @@ def test_reinforce_update_on_cuda_equals_the_cpu_one() -> None:
 def test_vae_steps_on_cuda_equal_the_cpu_ones(same_noise: torch.Generator, estimator: str) -> None:
     learners, logged = [], []
     for device in (CPU, GPU):
-        learner = VAELearner(data=DataConfig(batch_size=32), model=ModelConfig(latent_dim=3, hidden_sizes=[16]),
-                             optim=OptimConfig(samples=2), estimator=estimator, grad_variance_every=0,
-                             seed=0, device=device)
+        learner = VAELearner(data=DataConfig(batch_size=32),
+                             model=ModelConfig(latent_dim=3, hidden_sizes=[16]),
+                             optim=OptimConfig(samples=2), estimator=estimator,
+                             grad_variance_every=0, seed=0, device=device)
         learner.optimizer = torch.optim.SGD(learner.model.parameters(), lr=0.01)
         same_noise.manual_seed(3)
         logged.append([learner.advance(log=True) for _ in range(3)])
@@ -159,8 +168,10 @@ def test_the_replay_buffer_lives_on_its_device_and_saves_to_the_cpu() -> None:
 
 def test_a_seeded_run_on_cuda_repeats_exactly(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        assert train.main(["--out", str(tmp_path / name), "total_steps=400", "device=cuda", *TINY_SAC]) == 0
-    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+        assert train.main(["--out", str(tmp_path / name), "total_steps=400", "device=cuda",
+                           *TINY_SAC]) == 0
+    assert ((tmp_path / "a" / "metrics.jsonl").read_text()
+            == (tmp_path / "b" / "metrics.jsonl").read_text())
 
 
 def test_a_checkpoint_written_on_cuda_resumes_on_the_cpu_and_back(tmp_path: Path) -> None:
@@ -172,5 +183,6 @@ def test_a_checkpoint_written_on_cuda_resumes_on_the_cpu_and_back(tmp_path: Path
     assert train.main(["--resume", str(out), "total_steps=600", "device=cuda"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["total_steps"] == 600
-    steps = [json.loads(line)["global_step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["global_step"]
+             for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 600

@@ -1,4 +1,5 @@
-"""Building tasks: clear errors for bad ids, actions in [-1, 1], seeding, SAME_STEP final observations."""
+"""Building tasks: clear errors for bad ids, actions in [-1, 1], seeding,
+SAME_STEP final observations."""
 
 import gymnasium as gym
 import numpy as np
@@ -9,13 +10,15 @@ from envs import SUPPORTED_IDS, EnvConfig, make_env, make_vector_env
 
 
 def test_unknown_id_is_one_line_error_suggesting_the_registered_name() -> None:
-    with pytest.raises(ValueError, match=r"unknown env id 'Pendulum-v0'; did you mean Pendulum-v1") as info:
+    with pytest.raises(ValueError,
+                       match=r"unknown env id 'Pendulum-v0'; did you mean Pendulum-v1") as info:
         make_env("Pendulum-v0", seed=0)
     assert "\n" not in str(info.value)
 
 
 def test_unknown_id_without_close_names_points_to_the_registry() -> None:
-    with pytest.raises(ValueError, match=r"unknown env id 'zzzz'; see gymnasium.pprint_registry\(\)"):
+    with pytest.raises(ValueError,
+                       match=r"unknown env id 'zzzz'; see gymnasium.pprint_registry\(\)"):
         make_vector_env("zzzz", num_envs=1, seed=0)
 
 
@@ -26,11 +29,14 @@ def test_discrete_action_space_is_rejected_with_the_space_named() -> None:
 
 
 def test_missing_mujoco_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    def make_without_mujoco(env_id: str, **kwargs: object) -> gym.Env:  # gym.make(id, render_mode=...)
-        raise gym.error.DependencyNotInstalled('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
+    # gym.make(id, render_mode=...)
+    def make_without_mujoco(env_id: str, **kwargs: object) -> gym.Env:
+        raise gym.error.DependencyNotInstalled('MuJoCo is not installed, '
+                                               'run `pip install "gymnasium[mujoco]"`')
 
     monkeypatch.setattr(envs.make.gym, "make", make_without_mujoco)
-    with pytest.raises(ValueError, match=r'Hopper-v5 needs MuJoCo.*pip install "gymnasium\[mujoco\]".*bash scripts/setup.sh'):
+    with pytest.raises(ValueError, match=r'Hopper-v5 needs MuJoCo.*pip install '
+                                         r'"gymnasium\[mujoco\]".*bash scripts/setup.sh'):
         make_env("Hopper-v5", seed=0)
 
 
@@ -38,12 +44,14 @@ def test_missing_mujoco_says_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
 def test_every_supported_task_acts_in_the_unit_box(env_id: str) -> None:
     env = make_vector_env(env_id, num_envs=1, seed=0)
     assert isinstance(env.single_action_space, gym.spaces.Box)
-    assert np.all(env.single_action_space.low == -1.0) and np.all(env.single_action_space.high == 1.0)
+    assert (np.all(env.single_action_space.low == -1.0)
+            and np.all(env.single_action_space.high == 1.0))
     env.close()
 
 
 def test_unit_actions_reach_the_task_rescaled_to_its_own_bounds() -> None:
-    # Pendulum's torque bound is 2 and Humanoid's actuators' is 0.4: a = 0.5 and a = 1 map onto them.
+    # Pendulum's torque bound is 2 and Humanoid's actuators' is 0.4:
+    # a = 0.5 and a = 1 map onto them.
     pendulum = make_env("Pendulum-v1", seed=0)
     pendulum.step(np.array([0.5], dtype=np.float32))
     assert pendulum.unwrapped.last_u == pytest.approx(1.0)
@@ -83,7 +91,8 @@ def test_same_step_autoreset_hands_over_the_true_final_observation() -> None:
     np.testing.assert_array_equal(infos["final_obs"][0], single_obs)  # the true last state
     assert not np.allclose(vector_obs[0], single_obs)  # the returned one starts the next episode
     assert infos["_episode"][0] and infos["episode"]["l"][0] == 200
-    assert infos["episode"]["r"][0] == pytest.approx(total_reward) == pytest.approx(single_info["episode"]["r"])
+    assert (infos["episode"]["r"][0] == pytest.approx(total_reward)
+            == pytest.approx(single_info["episode"]["r"]))
 
 
 def test_env_config_rejects_zero_envs() -> None:

@@ -29,7 +29,8 @@ def test_vector_env_continues_exactly_after_set_state(env_id: str, before: int, 
     original = make_vector_env(env_id, num_envs=2, seed=0)
     for _ in range(before):
         original.step(original.action_space.sample())
-    restored = make_vector_env(env_id, num_envs=2, seed=99)  # different seed: all must come from the state
+    # different seed: all must come from the state
+    restored = make_vector_env(env_id, num_envs=2, seed=99)
     set_state(restored, through_checkpoint(get_state(original)))
 
     ended = False
@@ -37,7 +38,8 @@ def test_vector_env_continues_exactly_after_set_state(env_id: str, before: int, 
         action = original.action_space.sample()
         assert np.array_equal(restored.action_space.sample(), action)
         expected, got = original.step(action), restored.step(action)
-        for name, a, b in zip(("obs", "reward", "terminated", "truncated"), expected[:4], got[:4], strict=True):
+        for name, a, b in zip(("obs", "reward", "terminated", "truncated"), expected[:4], got[:4],
+                              strict=True):
             assert np.array_equal(a, b), name
         assert expected[4].keys() == got[4].keys()
         if "episode" in expected[4]:
@@ -68,7 +70,8 @@ def test_state_of_another_task_is_refused() -> None:
 
 def test_a_rendering_env_takes_the_state_of_one_that_did_not_render() -> None:
     """How an env renders is not state: a run resumed with eval.video on films from there."""
-    plain, filming = make_env("Pendulum-v1", seed=0), make_env("Pendulum-v1", seed=1, render_mode="rgb_array")
+    plain, filming = (make_env("Pendulum-v1", seed=0),
+                      make_env("Pendulum-v1", seed=1, render_mode="rgb_array"))
     for _ in range(5):
         plain.step(np.array([0.3], dtype=np.float32))
     set_state(filming, through_checkpoint(get_state(plain)))

@@ -6,7 +6,7 @@ import torch
 from estimators.diagnostics import GradientDiagnostics
 
 
-def test_diagnostics_run_on_the_first_logged_update_after_each_multiple_and_leave_the_rng_alone() -> None:
+def test_diagnostics_run_on_the_first_logged_update_after_each_multiple_and_leave_the_rng_alone() -> None:  # noqa: E501
     diagnostics = GradientDiagnostics(every=3, seed=0, device=torch.device("cpu"))
     ran = []
 

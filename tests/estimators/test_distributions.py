@@ -170,7 +170,8 @@ def test_tanh_squashed_defaults_act_on_the_unit_box():
 def test_tanh_squashed_shapes_broadcast_loc_scale_and_the_action_bounds():
     """batch_shape and event_shape as torch.distributions defines them: the broadcast of loc,
     scale, action_scale and action_bias, the last dimension being the action."""
-    dist = TanhSquashed(torch.zeros(4, 1), torch.ones(1, 3), action_scale=torch.ones(3), action_bias=0.0)
+    dist = TanhSquashed(torch.zeros(4, 1), torch.ones(1, 3), action_scale=torch.ones(3),
+                        action_bias=0.0)
     assert dist.batch_shape == (4,) and dist.event_shape == (3,)
     dist = TanhSquashed(torch.zeros(3), torch.ones(2, 1, 3), action_scale=torch.ones(4, 3))
     assert dist.batch_shape == (2, 4) and dist.event_shape == (3,)
@@ -185,14 +186,16 @@ def test_a_tensor_action_scale_is_value_checked_only_when_validating():
 
 
 def test_float_action_bounds_take_the_parameters_dtype():
-    """A float action_scale / bias becomes a tensor of loc's dtype: float64 policies stay float64."""
+    """A float action_scale / bias becomes a tensor of loc's dtype:
+    float64 policies stay float64."""
     loc, scale = torch.randn(4, 3, dtype=F64), torch.rand(4, 3, dtype=F64) + 0.2
     dist = TanhSquashed(loc, scale, action_scale=0.3, action_bias=0.1)
     assert dist.action_scale.dtype == dist.action_bias.dtype == F64
     u = torch.randn(4, 3, dtype=F64)
     torch.testing.assert_close(dist.squash(u), 0.1 + 0.3 * torch.tanh(u), rtol=1e-15, atol=1e-15)
     unit = TanhSquashed(loc, scale).log_prob_pre_squash(u)
-    torch.testing.assert_close(dist.log_prob_pre_squash(u), unit - 3 * math.log(0.3), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(dist.log_prob_pre_squash(u), unit - 3 * math.log(0.3), rtol=1e-13,
+                               atol=1e-13)
 
 
 def test_distributions_keep_no_sample_state():
@@ -208,31 +211,38 @@ def test_distributions_keep_no_sample_state():
 # --- TanhSquashed with every policy family ---------------------------------------------------
 
 # scipy's log-density of each family with parameters (loc, scale): an independent construction.
-SCIPY_FAMILIES = {"normal": scipy.stats.norm, "laplace": scipy.stats.laplace, "logistic": scipy.stats.logistic}
+SCIPY_FAMILIES = {"normal": scipy.stats.norm, "laplace": scipy.stats.laplace,
+                  "logistic": scipy.stats.logistic}
 FAMILIES = list(LOCATION_SCALE_FAMILIES)
 
 
 def test_the_literal_and_the_toy_problems_name_every_location_scale_family() -> None:
     names = tuple(LOCATION_SCALE_FAMILIES)
-    assert typing.get_args(LocationScaleFamily) == names == tuple(SCIPY_FAMILIES) == tuple(TOY_FAMILIES)
+    assert (typing.get_args(LocationScaleFamily) == names == tuple(SCIPY_FAMILIES)
+            == tuple(TOY_FAMILIES))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_squashed_log_prob_is_the_base_density_minus_the_log_jacobian(family: str) -> None:
-    """log pi(a) = sum_i log p(u_i) - log |det d squash / du|, p from scipy, the Jacobian by autograd."""
+    """log pi(a) = sum_i log p(u_i) - log |det d squash / du|,
+    p from scipy, the Jacobian by autograd."""
     loc, scale, action_scale, action_bias = tanh_normal_params(batch=1)
     dist = TanhSquashed(loc[0], scale[0], action_scale, action_bias, family)
     u = torch.tensor([0.3, -1.7, 2.5], dtype=F64)
     _, log_abs_det = torch.linalg.slogdet(torch.autograd.functional.jacobian(dist.squash, u))
-    base = SCIPY_FAMILIES[family].logpdf(u.numpy(), loc=loc[0].numpy(), scale=scale[0].numpy()).sum()
-    torch.testing.assert_close(dist.log_prob_pre_squash(u), torch.tensor(base, dtype=F64) - log_abs_det)
+    base = SCIPY_FAMILIES[family].logpdf(u.numpy(), loc=loc[0].numpy(),
+                                         scale=scale[0].numpy()).sum()
+    torch.testing.assert_close(dist.log_prob_pre_squash(u),
+                               torch.tensor(base, dtype=F64) - log_abs_det)
     torch.testing.assert_close(dist.log_prob(dist.squash(u)), dist.log_prob_pre_squash(u))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_squashed_density_integrates_to_one_over_the_action_interval(family: str) -> None:
-    """One action dimension on (bias - scale, bias + scale) = (-1.5, 2.5): quadrature of exp(log pi)."""
-    dist = TanhSquashed(torch.tensor([0.4], dtype=F64), torch.tensor([0.8], dtype=F64), 2.0, 0.5, family)
+    """One action dimension on (bias - scale, bias + scale) = (-1.5, 2.5):
+    quadrature of exp(log pi)."""
+    dist = TanhSquashed(torch.tensor([0.4], dtype=F64), torch.tensor([0.8], dtype=F64), 2.0, 0.5,
+                        family)
     density = lambda a: dist.log_prob(torch.tensor([a], dtype=F64)).exp().item()  # noqa: E731
     total, error = scipy.integrate.quad(density, -1.5, 2.5, limit=200)
     assert total == pytest.approx(1.0, abs=max(10 * error, 1e-7))
@@ -243,7 +253,8 @@ def test_squashed_samples_follow_the_cdf_of_the_squashed_base(family: str) -> No
     """P(a <= y) = F(atanh((y - bias) / scale)) with F scipy's CDF of the family, at three
     points; the empirical frequency of N draws within K_SE binomial standard errors."""
     n, loc, scale = 200_000, 0.3, 0.7
-    dist = TanhSquashed(torch.full((1,), loc, dtype=F64), torch.full((1,), scale, dtype=F64), 2.0, 0.5, family)
+    dist = TanhSquashed(torch.full((1,), loc, dtype=F64), torch.full((1,), scale, dtype=F64), 2.0,
+                        0.5, family)
     actions = dist.sample((n,))[:, 0]  # (N, 1) -> (N,)
     assert ((actions > -1.5) & (actions < 2.5)).all()
     for y in (-1.0, 0.5, 2.0):
@@ -254,8 +265,9 @@ def test_squashed_samples_follow_the_cdf_of_the_squashed_base(family: str) -> No
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_hand_written_pathwise_gradient_equals_autograd_for_every_family(family: str) -> None:
-    """rsample_and_log_prob_backward: dL/dloc and dL/dlog(scale) of L = <g_a, action> + <g_lp, log_prob>
-    along u = loc + scale * eps, against autograd through rsample_and_log_prob on the same draw."""
+    """rsample_and_log_prob_backward: dL/dloc and dL/dlog(scale) of
+    L = <g_a, action> + <g_lp, log_prob> along u = loc + scale * eps, against autograd through
+    rsample_and_log_prob on the same draw."""
     loc, scale, action_scale, action_bias = tanh_normal_params()
     loc = loc.detach().requires_grad_(True)
     log_scale = scale.detach().log().requires_grad_(True)
@@ -263,12 +275,16 @@ def test_hand_written_pathwise_gradient_equals_autograd_for_every_family(family:
     torch.manual_seed(4)
     action, log_prob = dist.rsample_and_log_prob((2,))  # sample and batch dims: (2, 5, 3), (2, 5)
     grad_action, grad_log_prob = torch.randn_like(action), torch.randn_like(log_prob)
-    want = torch.autograd.grad((grad_action * action).sum() + (grad_log_prob * log_prob).sum(), [loc, log_scale])
+    want = torch.autograd.grad((grad_action * action).sum() + (grad_log_prob * log_prob).sum(),
+                               [loc, log_scale])
     torch.manual_seed(4)
     with torch.no_grad():
-        plain = TanhSquashed(loc.detach(), log_scale.detach().exp(), action_scale, action_bias, family)
-        got = plain.rsample_and_log_prob_backward(plain.base.rsample((2,)), grad_action, grad_log_prob)
-    got = [g.sum(0) for g in got]  # (2, 5, 3) -> (5, 3): each draw's gradient, summed as autograd sums
+        plain = TanhSquashed(loc.detach(), log_scale.detach().exp(), action_scale, action_bias,
+                             family)
+        got = plain.rsample_and_log_prob_backward(plain.base.rsample((2,)), grad_action,
+                                                  grad_log_prob)
+    # (2, 5, 3) -> (5, 3): each draw's gradient, summed as autograd sums
+    got = [g.sum(0) for g in got]
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
 
@@ -284,10 +300,12 @@ def test_an_unknown_policy_family_is_one_line_naming_the_choices() -> None:
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: DiagNormal(torch.tensor([0.3, -1.0], dtype=F64), torch.tensor([0.5, 2.0], dtype=F64)),
+        lambda: DiagNormal(torch.tensor([0.3, -1.0], dtype=F64),
+                           torch.tensor([0.5, 2.0], dtype=F64)),
         lambda: Laplace(torch.tensor([0.3, -1.0], dtype=F64), torch.tensor([0.5, 2.0], dtype=F64)),
         lambda: Logistic(torch.tensor([0.3, -1.0], dtype=F64), torch.tensor([0.5, 2.0], dtype=F64)),
-        lambda: LogNormal(torch.tensor([0.3, -1.0], dtype=F64), torch.tensor([0.5, 0.8], dtype=F64)),
+        lambda: LogNormal(torch.tensor([0.3, -1.0], dtype=F64),
+                          torch.tensor([0.5, 0.8], dtype=F64)),
     ],
     ids=["DiagNormal", "Laplace", "Logistic", "LogNormal"],
 )
@@ -420,7 +438,8 @@ def test_gumbel_softmax_gradient_variance_grows_as_temperature_falls():
     traces, ses = [], []
     for tau in (2.0, 1.0, 0.5, 0.25):
         samples = gradient_samples(
-            lambda tau=tau: (weights * GumbelSoftmax(logits, tau, validate_args=False).rsample()).sum(),
+            lambda tau=tau: (
+                weights * GumbelSoftmax(logits, tau, validate_args=False).rsample()).sum(),
             [logits],
             k,
         )
@@ -463,7 +482,8 @@ def test_nonpositive_scale_is_rejected(cls, bad):
     _one_line_value_error(lambda: cls(torch.zeros(3), scale), "scale must be > 0", f"{bad:g}")
 
 
-@pytest.mark.parametrize("cls", [DiagNormal, TanhSquashed, Laplace, Logistic, LogNormal], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [DiagNormal, TanhSquashed, Laplace, Logistic, LogNormal],
+                         ids=lambda c: c.__name__)
 def test_mismatched_shapes_state_both_shapes(cls):
     _one_line_value_error(
         lambda: cls(torch.zeros(4, 3), torch.ones(4, 2)), "shape mismatch", "(4, 3)", "(4, 2)"
@@ -472,22 +492,27 @@ def test_mismatched_shapes_state_both_shapes(cls):
 
 def test_tanh_normal_checks_action_scale():
     loc, scale = torch.zeros(3), torch.ones(3)
-    _one_line_value_error(lambda: TanhSquashed(loc, scale, action_scale=0.0), "action_scale must be > 0")
+    _one_line_value_error(lambda: TanhSquashed(loc, scale, action_scale=0.0),
+                          "action_scale must be > 0")
     _one_line_value_error(
-        lambda: TanhSquashed(loc, scale, action_scale=torch.tensor([1.0, -1.0, 1.0])), "action_scale must be > 0"
+        lambda: TanhSquashed(loc, scale, action_scale=torch.tensor([1.0, -1.0, 1.0])),
+        "action_scale must be > 0"
     )
     _one_line_value_error(
-        lambda: TanhSquashed(loc, scale, action_bias=torch.zeros(2)), "shape mismatch", "(3,)", "(2,)"
+        lambda: TanhSquashed(loc, scale, action_bias=torch.zeros(2)),
+        "shape mismatch", "(3,)", "(2,)"
     )
 
 
 def test_diag_normal_needs_an_event_dimension():
-    _one_line_value_error(lambda: DiagNormal(torch.tensor(0.0), torch.tensor(1.0)), "event dimension")
+    _one_line_value_error(lambda: DiagNormal(torch.tensor(0.0), torch.tensor(1.0)),
+                          "event dimension")
 
 
 def test_tanh_squashed_needs_an_event_dimension():
     _one_line_value_error(lambda: TanhSquashed(torch.tensor(0.0), torch.tensor(1.0)),
-                          "TanhSquashed needs an event dimension: loc and scale must have at least 1 dim")
+                          "TanhSquashed needs an event dimension: "
+                          "loc and scale must have at least 1 dim")
 
 
 @pytest.mark.parametrize("cls", [DiagNormal, TanhSquashed], ids=lambda c: c.__name__)

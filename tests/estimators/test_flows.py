@@ -38,14 +38,17 @@ def flows(dim: int, conditional: bool, std: float = 0.5) -> list[torch.nn.Module
             randomized(CouplingFlow(dim, 3, hidden=8, context_dim=context), std)]
 
 
-def log_abs_det_autograd(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def log_abs_det_autograd(function: Callable[[torch.Tensor], torch.Tensor],
+                         x: torch.Tensor) -> torch.Tensor:
     """log |det J| of a map R^D -> R^D at one point x (D,), from the full autograd Jacobian."""
     jacobian = torch.autograd.functional.jacobian(function, x)  # (D,) -> (D, D)
     return torch.linalg.slogdet(jacobian).logabsdet
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
-def test_each_step_log_det_equals_the_log_abs_det_of_the_autograd_jacobian(conditional: bool) -> None:
+def test_each_step_log_det_equals_the_log_abs_det_of_the_autograd_jacobian(
+    conditional: bool
+) -> None:
     torch.manual_seed(0)
     batch = 5
     context = torch.randn(batch, CONTEXT, dtype=torch.float64) if conditional else None
@@ -63,7 +66,7 @@ def test_each_step_log_det_equals_the_log_abs_det_of_the_autograd_jacobian(condi
                 torch.testing.assert_close(closed_form[i], expected, rtol=1e-10, atol=1e-10)
 
 
-def test_the_sampler_log_prob_equals_base_minus_the_composed_jacobian_and_torch_inverse_log_prob() -> None:
+def test_the_sampler_log_prob_equals_base_minus_the_composed_jacobian_and_torch_inverse_log_prob() -> None:  # noqa: E501
     torch.manual_seed(1)
     loc, scale = torch.randn(DIM, dtype=torch.float64), torch.rand(DIM, dtype=torch.float64) + 0.5
     steps = [t for flow in flows(DIM, conditional=False) for t in flow()]
@@ -91,7 +94,8 @@ def test_the_sampler_log_prob_equals_base_minus_the_composed_jacobian_and_torch_
 def test_inverse_undoes_each_step(conditional: bool) -> None:
     torch.manual_seed(2)
     context = torch.randn(7, CONTEXT, dtype=torch.float64) if conditional else None
-    x = 2.0 * torch.randn(4, 7, DIM, dtype=torch.float64)  # sample dims broadcast over the context's
+    # sample dims broadcast over the context's
+    x = 2.0 * torch.randn(4, 7, DIM, dtype=torch.float64)
     for flow in flows(DIM, conditional):
         for step in flow(context):
             torch.testing.assert_close(step.inv(step(x)), x, rtol=1e-10, atol=1e-10)
@@ -110,8 +114,9 @@ def test_a_2d_flow_density_integrates_to_one_on_a_grid() -> None:
     torch.manual_seed(3)
     # std 0.3: moderate coupling shifts, so a box of half-width 10 holds all the mass.
     steps = [t for flow in flows(2, conditional=False, std=0.3) for t in flow()]
-    q = FlowDistribution(DiagNormal(torch.zeros(2, dtype=torch.float64), torch.full((2,), 0.7, dtype=torch.float64)),
-                         steps)
+    q = FlowDistribution(
+        DiagNormal(torch.zeros(2, dtype=torch.float64), torch.full((2,), 0.7, dtype=torch.float64)),
+        steps)
     half_width, points = 10.0, 801
     # Mass outside the box, by sampling: none of 20000 draws leaves it, so it is below ~1.5e-4
     # (95%); the midpoint rule at h = 0.025 errs by O(h^2 max |Hessian|) ~ 1e-4 here.
@@ -155,7 +160,8 @@ def test_rsample_gradients_match_central_finite_differences() -> None:
                 down = float(objective())
                 flat[index] = original
             # central difference error O(h^2) ~ 1e-12, rounding ~ 1e-16 / h = 1e-10
-            assert float(flat_grad[index]) == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-7)
+            assert float(flat_grad[index]) == pytest.approx((up - down) / (2 * h), rel=1e-6,
+                                                            abs=1e-7)
 
 
 def test_bad_arguments_raise_one_line_errors() -> None:

@@ -86,7 +86,8 @@ def test_learned_baseline_receives_no_gradient_from_the_surrogate():
     assert grad_baseline is None and grad_mu.abs().sum() > 0
 
 
-def _gradient_estimates(estimator, mu: float, sigma: float, num_estimates: int, k: int) -> torch.Tensor:
+def _gradient_estimates(estimator, mu: float, sigma: float, num_estimates: int,
+                        k: int) -> torch.Tensor:
     """M independent K-sample estimates of (d/dmu, d/dsigma) E[z^2]; returns (M, 2).
 
     One copy of (mu, sigma) per estimate, so one backward pass gives all M estimates.
@@ -157,7 +158,8 @@ def test_leave_one_out_reduces_variance_against_no_baseline():
     difference (SE of each sample variance from its sample 4th central moment)."""
     variances, ses = [], []
     for baseline_of in (BASELINES["none"], BASELINES["leave_one_out"]):
-        g = _gradient_estimates(_score_function(baseline_of), MU, SIGMA, num_estimates=20_000, k=8)[:, 0]
+        g = _gradient_estimates(_score_function(baseline_of), MU, SIGMA, num_estimates=20_000,
+                                k=8)[:, 0]
         n, s2 = g.shape[0], g.var()
         m4 = ((g - g.mean()) ** 4).mean()
         variances.append(float(s2))
@@ -211,12 +213,15 @@ def _one_line_value_error(build, *fragments):
 
 def test_shape_mismatches_name_both_shapes():
     f, log_prob = torch.zeros(4), torch.zeros(4, 1)
-    _one_line_value_error(lambda: score_function_surrogate(f, log_prob), "f (4,)", "log_prob (4, 1)")
+    _one_line_value_error(lambda: score_function_surrogate(f, log_prob), "f (4,)",
+                          "log_prob (4, 1)")
     _one_line_value_error(
-        lambda: score_function_surrogate(f, torch.zeros(4), torch.zeros(4, 1)), "baseline (4, 1)", "f (4,)"
+        lambda: score_function_surrogate(f, torch.zeros(4), torch.zeros(4, 1)),
+        "baseline (4, 1)", "f (4,)"
     )
     _one_line_value_error(lambda: baseline_regression_loss(torch.zeros(4, 1), f), "(4, 1)", "(4,)")
-    with pytest.raises(ValueError) as err:  # a (B,) baseline against (B, 1) values would broadcast to (B, B)
+    # a (B,) baseline against (B, 1) values would broadcast to (B, B)
+    with pytest.raises(ValueError) as err:
         score_function_surrogate(torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4))
     assert str(err.value) == "shape mismatch: baseline (4,) vs f (4, 1) (they must be equal)"
 
@@ -226,4 +231,5 @@ def test_bad_baseline_arguments():
     _one_line_value_error(lambda: leave_one_out_baseline(torch.zeros(1, 3)), "K >= 2", "(1, 3)")
     with pytest.raises(ValueError) as zero_dim:
         leave_one_out_baseline(torch.tensor(1.0))
-    assert str(zero_dim.value) == "leave-one-out needs K >= 2 samples along a dimension, got a 0-dim f"
+    assert (str(zero_dim.value)
+            == "leave-one-out needs K >= 2 samples along a dimension, got a 0-dim f")

@@ -127,7 +127,8 @@ def test_family_moments_equal_quadrature(family):
 
 @pytest.mark.parametrize(("problem_name", "family", "mu", "sigma"), POINTS)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_estimator_is_unbiased_with_closed_form_variance(problem_name, family, mu, sigma, estimator):
+def test_estimator_is_unbiased_with_closed_form_variance(problem_name, family, mu, sigma,
+                                                         estimator):
     """Sample mean within 4 SE of the true gradient; sample variance within 4 SE of Var.
 
     SE(mean) = sqrt(s^2 / N). SE(s^2) = sqrt((m4 - s^4 (N - 3)/(N - 1)) / N), the standard
@@ -170,7 +171,8 @@ def test_quadratic_score_function_variance_explodes_as_sigma_shrinks_pathwise_va
 
 
 @pytest.mark.parametrize(("problem_name", "mu", "sigma"),
-                         [(name, mu, sigma) for name, family, mu, sigma in POINTS if family == "normal"])
+                         [(name, mu, sigma)
+                          for name, family, mu, sigma in POINTS if family == "normal"])
 def test_expected_value_is_the_quadrature_of_f_and_gradient_its_derivative(problem_name, mu, sigma):
     """The normal family's expected_value (also the exact baseline b) against Gauss-Hermite
     quadrature of f, and gradient against central finite differences of expected_value:
@@ -178,10 +180,12 @@ def test_expected_value_is_the_quadrature_of_f_and_gradient_its_derivative(probl
     problem = PROBLEMS[problem_name]
     nodes, weights = np.polynomial.hermite_e.hermegauss(100)
     f = problem.f(torch.tensor(mu + sigma * nodes, dtype=torch.float64)).numpy()
-    assert problem.expected_value(mu, sigma) == pytest.approx(float(weights @ f / weights.sum()), rel=1e-10)
+    assert problem.expected_value(mu, sigma) == pytest.approx(float(weights @ f / weights.sum()),
+                                                              rel=1e-10)
     h = 1e-5  # truncation error h^2/6 * (3rd derivative) ~ 1e-10; float64 rounding ~ 1e-16 / h
     d_mu = (problem.expected_value(mu + h, sigma) - problem.expected_value(mu - h, sigma)) / (2 * h)
-    d_sigma = (problem.expected_value(mu, sigma + h) - problem.expected_value(mu, sigma - h)) / (2 * h)
+    d_sigma = ((problem.expected_value(mu, sigma + h) - problem.expected_value(mu, sigma - h))
+               / (2 * h))
     assert problem.gradient(mu, sigma) == pytest.approx((d_mu, d_sigma), rel=1e-7, abs=1e-9)
 
 
@@ -206,7 +210,8 @@ def test_unknown_estimator_lists_valid_names():
 
 
 def test_lognormal_has_closed_forms_for_the_normal_only():
-    with pytest.raises(ValueError, match="lognormal has closed forms for --distribution normal only"):
+    with pytest.raises(ValueError,
+                       match="lognormal has closed forms for --distribution normal only"):
         toy_problem("lognormal", "laplace")
     with pytest.raises(ValueError, match="valid: normal, laplace, logistic"):
         toy_problem("linear", "cauchy")
@@ -216,7 +221,8 @@ def test_heavier_tailed_families_change_the_closed_forms():
     """Same (mu, sigma), different family: the quadratic's gradient scales with m2, and the
     pathwise d/dsigma variance with the excess kurtosis m4 - m2^2."""
     mu, sigma = 0.5, 0.8
-    moments = {fam: toy_problem("quadratic", fam).moments("pathwise", mu, sigma) for fam in FAMILIES}
+    moments = {fam: toy_problem("quadratic", fam).moments("pathwise", mu, sigma)
+               for fam in FAMILIES}
     assert moments["laplace"].mean[1] == pytest.approx(2 * 2.0 * sigma)  # m2 = 2
     assert moments["logistic"].mean[1] == pytest.approx(2 * math.pi**2 / 3 * sigma)
     assert moments["laplace"].var[1] == pytest.approx(4 * 2 * mu**2 + 4 * (24 - 4) * sigma**2)

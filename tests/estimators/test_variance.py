@@ -108,14 +108,17 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     assert "d/dmu" in result.stdout and "d/dsigma" in result.stdout
 
     report = json.loads(out_json.read_text())
-    # The keys the README documents, plus the noise family (normal unless --distribution says otherwise).
+    # The keys the README documents, plus the noise family
+    # (normal unless --distribution says otherwise).
     assert set(report) == {"problem", "mu", "sigma", "samples", "estimators", "distribution"}
     assert report["distribution"] == "normal"
-    assert (report["problem"], report["mu"], report["sigma"], report["samples"]) == ("quadratic", 1.0, 0.5, 2000)
+    assert ((report["problem"], report["mu"], report["sigma"], report["samples"])
+            == ("quadratic", 1.0, 0.5, 2000))
     assert list(report["estimators"]) == list(ESTIMATORS)
     for name, entry in report["estimators"].items():
         assert set(entry) == {"mean", "var", "analytic_mean", "analytic_var"}
-        assert all(len(entry[key]) == 2 and all(isinstance(v, float) for v in entry[key]) for key in entry)
+        assert all(len(entry[key]) == 2 and all(isinstance(v, float) for v in entry[key])
+                   for key in entry)
         moments = PROBLEMS["quadratic"].moments(name, 1.0, 0.5)
         assert entry["analytic_mean"] == list(moments.mean)
         assert entry["analytic_var"] == list(moments.var)
@@ -150,8 +153,10 @@ def quadratic_estimator_moments(estimator: str, mu: float, sigma: float) -> tupl
         (["--problem", "cubic", "--mu", "0", "--sigma", "1", "--samples", "10"],
          "invalid choice: 'cubic' (choose from 'linear', 'quadratic', 'residual', 'lognormal', "
          "'exponential', 'categorical')"),
-        (["--problem", "linear", "--mu", "0", "--sigma", "0", "--samples", "10"], "sigma must be > 0"),
-        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "0"], "--samples must be >= 2"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "0", "--samples", "10"],
+         "sigma must be > 0"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "0"],
+         "--samples must be >= 2"),
     ],
 )  # fmt: skip
 def test_cli_bad_input_exits_2_with_one_error_line(args, fragment):
@@ -184,7 +189,8 @@ def test_main_categorical_sweep_writes_table_json_and_plot(tmp_path, capsys):
     assert (report["temperature"], report["samples"], report["draws"]) == (0.5, 3000, 2)
     assert list(report["estimators"]) == list(CATEGORICAL_ESTIMATORS)
     for name, entry in report["estimators"].items():
-        assert set(entry) == {"mean", "var", "bias", "bias_norm", "var_trace", "analytic_mean", "analytic_var"}
+        assert set(entry) == {"mean", "var", "bias", "bias_norm", "var_trace", "analytic_mean",
+                              "analytic_var"}
         bias = [m - g for m, g in zip(entry["mean"], report["exact_gradient"], strict=True)]
         assert entry["bias"] == pytest.approx(bias, abs=1e-12)
         assert entry["bias_norm"] == pytest.approx(math.hypot(*bias))
@@ -203,12 +209,14 @@ def test_main_categorical_sweep_writes_table_json_and_plot(tmp_path, capsys):
 
 def test_main_exponential_and_laplace_json(tmp_path, capsys):
     out = tmp_path / "e.json"
-    assert main(["--problem", "exponential", "--rate", "2", "--samples", "500", "--json", str(out)]) == 0
+    assert main(["--problem", "exponential", "--rate", "2", "--samples", "500",
+                 "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report) == {"problem", "rate", "samples", "estimators"}
     for name, entry in report["estimators"].items():
         moments = ExponentialSecondMoment().moments(name, 2.0)
-        assert (entry["analytic_mean"], entry["analytic_var"]) == (list(moments.mean), list(moments.var))
+        assert ((entry["analytic_mean"], entry["analytic_var"])
+                == (list(moments.mean), list(moments.var)))
         assert len(entry["mean"]) == len(entry["var"]) == 1
     assert "d/drate" in capsys.readouterr().out
 
@@ -228,13 +236,19 @@ def test_main_exponential_and_laplace_json(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--problem", "linear", "--mu", "0", "--sigma", "-1", "--samples", "10"], "sigma must be > 0"),
-        (["--problem", "linear", "--mu", "0", "--sigma", "nan", "--samples", "10"], "sigma must be > 0"),
-        (["--problem", "linear", "--mu", "inf", "--sigma", "1", "--samples", "10"], "mu must be finite"),
-        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "-5"], "--samples must be >= 2"),
-        (["--problem", "residual", "--mu", "1", "--sigma", "1", "--samples", "10"], "residual fixes mu at 0"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "-1", "--samples", "10"],
+         "sigma must be > 0"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "nan", "--samples", "10"],
+         "sigma must be > 0"),
+        (["--problem", "linear", "--mu", "inf", "--sigma", "1", "--samples", "10"],
+         "mu must be finite"),
+        (["--problem", "linear", "--mu", "0", "--sigma", "1", "--samples", "-5"],
+         "--samples must be >= 2"),
+        (["--problem", "residual", "--mu", "1", "--sigma", "1", "--samples", "10"],
+         "residual fixes mu at 0"),
         (["--problem", "linear", "--sigma", "1", "--samples", "10"], "--problem linear needs --mu"),
-        (["--problem", "lognormal", "--mu", "0", "--sigma", "1", "--distribution", "laplace", "--samples", "10"],
+        (["--problem", "lognormal", "--mu", "0", "--sigma", "1", "--distribution", "laplace",
+          "--samples", "10"],
          "lognormal has closed forms for --distribution normal only"),
         (["--problem", "linear", "--mu", "0", "--sigma", "1", "--rate", "2", "--samples", "10"],
          "--rate does not apply to --problem linear"),
@@ -247,18 +261,24 @@ def test_main_exponential_and_laplace_json(tmp_path, capsys):
         (["--problem", "categorical", "--logits", "1,0", "--samples", "10"], "needs --costs"),
         (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2,3", "--samples", "10"],
          "3 costs vs 2 logits"),
-        (["--problem", "categorical", "--logits", "1", "--costs", "1", "--samples", "10"], "K >= 2 categories"),
-        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--temperature", "0", "--samples", "10"],
+        (["--problem", "categorical", "--logits", "1", "--costs", "1", "--samples", "10"],
+         "K >= 2 categories"),
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--temperature", "0",
+          "--samples", "10"],
          "temperatures must be > 0"),
-        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--temperatures", "1,-2", "--samples", "10"],
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--temperatures", "1,-2",
+          "--samples", "10"],
          "temperatures must be > 0 and finite, got -2"),
-        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--draws", "1", "--samples", "10"],
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--draws", "1",
+          "--samples", "10"],
          "--draws must be >= 2"),
-        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--samples", "10", "--plot", "x.png"],
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--samples", "10",
+          "--plot", "x.png"],
          "--plot for --problem categorical sweeps --temperatures"),
         (["--problem", "categorical", "--logits", "1,a", "--costs", "1,2", "--samples", "10"],
          "expected comma-separated numbers, got '1,a'"),
-        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--sigma", "1", "--samples", "10"],
+        (["--problem", "categorical", "--logits", "1,0", "--costs", "1,2", "--sigma", "1",
+          "--samples", "10"],
          "--sigma does not apply to --problem categorical"),
     ],
 )  # fmt: skip
@@ -272,7 +292,8 @@ def test_main_bad_input_exits_2(args, fragment, capsys):
 
 
 def test_main_is_deterministic_given_the_seed(capsys):
-    args = ["--problem", "lognormal", "--mu", "0.2", "--sigma", "0.4", "--samples", "500", "--seed", "7"]
+    args = ["--problem", "lognormal", "--mu", "0.2", "--sigma", "0.4", "--samples", "500",
+            "--seed", "7"]
     outputs = []
     for _ in range(2):
         assert main(args) == 0

@@ -31,7 +31,9 @@ def module_output(net: nn.Module, x: Tensor) -> Tensor:
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["linear", "ensemble"])
-def test_forward_keeping_inputs_is_the_module_forward_and_keeps_every_layer_input(index: int) -> None:
+def test_forward_keeping_inputs_is_the_module_forward_and_keeps_every_layer_input(
+    index: int
+) -> None:
     _, net, x = networks()[index]
     layers = backprop.affine_layers(net)
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""The ensemble critic: one batched pass equals separate nn.Linear networks, initialized like them."""
+"""The ensemble critic: one batched pass equals separate nn.Linear networks,
+initialized like them."""
 
 import math
 
@@ -34,7 +35,8 @@ def test_batched_ensemble_equals_separate_networks_in_value_and_gradient() -> No
 
     q = critic(obs, action)
     assert q.shape == (3, B)
-    expected = torch.stack([net(torch.cat([obs, action], -1)).squeeze(-1) for net in nets])  # (E, B)
+    # (E, B)
+    expected = torch.stack([net(torch.cat([obs, action], -1)).squeeze(-1) for net in nets])
     torch.testing.assert_close(q, expected)
 
     (grad_action,) = torch.autograd.grad(q.sum(), action)

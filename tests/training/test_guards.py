@@ -71,7 +71,8 @@ def test_a_non_finite_parameter_is_caught_before_it_reaches_a_checkpoint(
 
     monkeypatch.setattr(SACLearner, "advance", advance)
     out = tmp_path / "run"
-    assert train.main(["--out", str(out), "total_steps=1000", *TINY_SAC, "log.every=1000", "eval.every=0"]) == 1
+    assert train.main(["--out", str(out), "total_steps=1000", *TINY_SAC, "log.every=1000",
+                       "eval.every=0"]) == 1
     err = capsys.readouterr().err
     assert "at step 400;" in err  # by then the NaN has spread from the target into every network
     assert_failed(out, err, "non-finite value in agent.", kept_step=200)
@@ -103,15 +104,17 @@ def test_a_nan_in_a_reinforce_run_fails_it_at_the_logged_update(
     real_surrogate = reinforce.policy_surrogate
     calls = {"n": 0}
 
-    def poisoned(*args: Any, **kwargs: Any) -> torch.Tensor:  # NaN from the 7th update (step 700) on
+    # NaN from the 7th update (step 700) on
+    def poisoned(*args: Any, **kwargs: Any) -> torch.Tensor:
         calls["n"] += 1
         return real_surrogate(*args, **kwargs) * (float("nan") if calls["n"] >= 7 else 1.0)
 
     monkeypatch.setattr(reinforce, "policy_surrogate", poisoned)
     out = tmp_path / "run"
-    assert train.main(["--config", str(REPO / "configs" / "reinforce_pendulum.yaml"), "--out", str(out),
-                       "total_steps=2000", *TINY_REINFORCE]) == 1
-    assert_failed(out, capsys.readouterr().err, "non-finite loss/actor = nan at step 700", kept_step=500)
+    assert train.main(["--config", str(REPO / "configs" / "reinforce_pendulum.yaml"),
+                       "--out", str(out), "total_steps=2000", *TINY_REINFORCE]) == 1
+    assert_failed(out, capsys.readouterr().err, "non-finite loss/actor = nan at step 700",
+                  kept_step=500)
     assert strict_json(out / "summary.json")["env_id"] == "Pendulum-v1"
 
 
@@ -175,7 +178,8 @@ def finished_wandb_records(run_dir: Path, timeout_s: float = 60.0) -> list[Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         records = list(wandb_records(run_dir))
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+        if (any(r.WhichOneof("record_type") == "exit" for r in records)
+                or time.monotonic() > deadline):
             return records
         time.sleep(0.2)
 
@@ -250,7 +254,8 @@ def test_wandb_failing_mid_run_warns_once_and_the_run_completes_unchanged(
         wandb.finish()  # the sink dropped its run after the failure; close it for the next test
     assert code == 0
     err = capsys.readouterr().err
-    warning = "warning: W&B failed (CommError: the W&B server went away); continuing with metrics.jsonl only"
+    warning = ("warning: W&B failed (CommError: the W&B server went away); "
+               "continuing with metrics.jsonl only")
     assert err.count(warning) == 1, err
     assert strict_json(out / "summary.json")["status"] == "completed"
     assert (out / "metrics.jsonl").read_text() == reference_metrics

@@ -32,10 +32,13 @@ def make_sweep(out: Path) -> None:
             run.mkdir(parents=True)
             curve = [final * f for f in (0.25, 0.5, 1.0)]
             run.joinpath("metrics.jsonl").write_text("".join(
-                json.dumps({"global_step": 5000 * (i + 1), "eval/return_mean": r}) + "\n" for i, r in enumerate(curve)))
+                json.dumps({"global_step": 5000 * (i + 1), "eval/return_mean": r}) + "\n"
+                for i, r in enumerate(curve)))
             run.joinpath("summary.json").write_text(json.dumps(
-                {"kind": "sac", "seed": seed, "status": "completed", "env_id": task, "eval_return_mean": final}))
-            trials.append({"name": name, "variant": variant, "task": task, "seed": seed, "config": {"kind": "sac"}})
+                {"kind": "sac", "seed": seed, "status": "completed", "env_id": task,
+                 "eval_return_mean": final}))
+            trials.append({"name": name, "variant": variant, "task": task, "seed": seed,
+                           "config": {"kind": "sac"}})
     # a trial that has not finished is listed but left out of the statistics
     trials.append({"name": "fast-Hopper-v5-s8", "variant": "fast", "task": "Hopper-v5", "seed": 8,
                    "config": {"kind": "sac"}})
@@ -53,7 +56,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out, json.loads((out / "report.json").read_text())
 
 
-def test_each_group_has_its_seeds_returns_and_iqm_as_scipy_and_rliable_compute_them(written: tuple[Path, dict]) -> None:
+def test_each_group_has_its_seeds_returns_and_iqm_as_scipy_and_rliable_compute_them(
+    written: tuple[Path, dict]
+) -> None:
     out, report = written
     assert report["metric"] == "eval_return_mean"
     assert len(report["groups"]) == 4
@@ -65,22 +70,28 @@ def test_each_group_has_its_seeds_returns_and_iqm_as_scipy_and_rliable_compute_t
         assert group["iqm"] == pytest.approx(scipy.stats.trim_mean(x, 0.25))  # the middle 4 of 8
         assert group["iqm"] == pytest.approx(np.sort(x)[2:6].mean())
         np.random.seed(0)  # rliable also draws from numpy's global RNG
-        _, ci = rly.get_interval_estimates({"g": x[:, None]}, lambda s: np.array([metrics.aggregate_iqm(s)]),
-                                           reps=report["bootstrap_reps"], random_state=np.random.RandomState(0))
+        _, ci = rly.get_interval_estimates({"g": x[:, None]},
+                                           lambda s: np.array([metrics.aggregate_iqm(s)]),
+                                           reps=report["bootstrap_reps"],
+                                           random_state=np.random.RandomState(0))
         assert group["iqm_ci"] == pytest.approx([ci["g"][0, 0], ci["g"][1, 0]])
         assert group["iqm_ci"][0] < group["iqm"] < group["iqm_ci"][1]
-    (fast_hopper,) = [g for g in report["groups"] if g["variant"] == "fast" and g["env_id"] == "Hopper-v5"]
+    (fast_hopper,) = [g for g in report["groups"]
+                      if g["variant"] == "fast" and g["env_id"] == "Hopper-v5"]
     assert fast_hopper["missing"] == ["fast-Hopper-v5-s8"]
     assert json.loads((out / "copy.json").read_text()) == report
 
 
-def test_the_aggregate_normalizes_by_the_references_and_pools_the_tasks(written: tuple[Path, dict]) -> None:
+def test_the_aggregate_normalizes_by_the_references_and_pools_the_tasks(
+    written: tuple[Path, dict]
+) -> None:
     _, report = written
     agg = report["aggregate"]
     assert agg["tasks"] == ["Hopper-v5", "Walker2d-v5"]
     for variant in ("fast", "paper"):
         normalized = np.stack([(np.asarray(RETURNS[(variant, t)]) - REFERENCES[t]["random"])
-                               / (REFERENCES[t]["reference"] - REFERENCES[t]["random"]) for t in agg["tasks"]], axis=1)
+                               / (REFERENCES[t]["reference"] - REFERENCES[t]["random"])
+                               for t in agg["tasks"]], axis=1)
         a = agg["variants"][variant]
         assert a["runs"] == 8
         assert a["iqm"] == pytest.approx(scipy.stats.trim_mean(normalized.ravel(), 0.25))
@@ -101,24 +112,28 @@ def test_the_aggregate_normalizes_by_the_references_and_pools_the_tasks(written:
 def test_the_markdown_table_and_the_figures(written: tuple[Path, dict]) -> None:
     out, report = written
     text = (out / "report.md").read_text()
-    (group,) = [g for g in report["groups"] if g["variant"] == "paper" and g["env_id"] == "Walker2d-v5"]
-    assert (f"| paper | Walker2d-v5 | 8 | 900.0 / 1400.0 / 200.0 / 2100.0 / 1300.0 / 600.0 / 1700.0 / 1000.0 | "
-            f"1150.0 +- {group['std']:.1f} |") in text
+    (group,) = [g for g in report["groups"]
+                if g["variant"] == "paper" and g["env_id"] == "Walker2d-v5"]
+    assert ("| paper | Walker2d-v5 | 8 | 900.0 / 1400.0 / 200.0 / 2100.0 / 1300.0 / 600.0 / "
+            f"1700.0 / 1000.0 | 1150.0 +- {group['std']:.1f} |") in text
     assert "Not (yet) completed, left out: fast-Hopper-v5-s8." in text
     assert "P(fast > paper)" in text
-    for name in ("sample_efficiency_Hopper-v5", "sample_efficiency_Walker2d-v5", "performance_profile",
-                 "aggregate_intervals"):
+    for name in ("sample_efficiency_Hopper-v5", "sample_efficiency_Walker2d-v5",
+                 "performance_profile", "aggregate_intervals"):
         png = out / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(report["figures"]) == sorted(f"figures/{p.name}" for p in (out / "figures").iterdir())
+    assert sorted(report["figures"]) == sorted(f"figures/{p.name}"
+                                               for p in (out / "figures").iterdir())
 
 
 def test_a_reference_run_made_reportable_joins_the_report_by_its_summary(tmp_path: Path) -> None:
     make_sweep(tmp_path)
     sb3 = tmp_path / "trials" / "sb3-Hopper-v5-s0"
     sb3.mkdir()
-    sb3.joinpath("summary.json").write_text(json.dumps({"kind": "sac", "seed": 0, "status": "completed",
-                                                        "env_id": "Hopper-v5", "eval_return_mean": 1234.5,
+    sb3.joinpath("summary.json").write_text(json.dumps({"kind": "sac", "seed": 0,
+                                                        "status": "completed",
+                                                        "env_id": "Hopper-v5",
+                                                        "eval_return_mean": 1234.5,
                                                         "impl": "sb3", "variant": "sb3"}))
     report, _ = report_module.build_report(tmp_path)
     (group,) = [g for g in report["groups"] if g["variant"] == "sb3"]
@@ -132,11 +147,14 @@ def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
     make_sweep(tmp_path)
     running = tmp_path / "trials" / "fast-Hopper-v5-s8"  # listed, still running: half a curve
     running.mkdir()
-    running.joinpath("metrics.jsonl").write_text(json.dumps({"global_step": 5000, "eval/return_mean": 1.0}))
+    running.joinpath("metrics.jsonl").write_text(
+        json.dumps({"global_step": 5000, "eval/return_mean": 1.0})
+    )
     published = {"steps": [0, 5000, 10000, 15000], "returns": [10.0, 300.0, 900.0, 1500.0],
                  "label": "published mean"}
     references = {**REFERENCES, "Hopper-v5": {**REFERENCES["Hopper-v5"], "curve": published},
-                  "Ant-v5": {"random": -50.0, "reference": 1000.0, "source": "test", "curve": published}}
+                  "Ant-v5": {"random": -50.0, "reference": 1000.0, "source": "test",
+                             "curve": published}}
     monkeypatch.setattr(report_module, "read_references", lambda path=None: references)
     drawn: list[tuple[str, list[float]]] = []
     plot = matplotlib.axes.Axes.plot

@@ -80,8 +80,9 @@ def two_seeds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert code == 0, stderr
     for trial in sorted((tmp / "out" / "trials").iterdir()):
         twin = tmp / "twins" / trial.name
-        twin_run = subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(trial / "config.yaml"),
-                                   "--out", str(twin), "wandb.mode=disabled"], cwd=REPO,
+        twin_run = subprocess.run([sys.executable, str(REPO / "train.py"),
+                                   "--config", str(trial / "config.yaml"), "--out", str(twin),
+                                   "wandb.mode=disabled"], cwd=REPO,
                                   capture_output=True, text=True, timeout=600)
         assert twin_run.returncode == 0, twin_run.stderr
     yield tmp
@@ -101,7 +102,9 @@ def test_each_trial_equals_its_train_py_twin_bit_for_bit(two_seeds: Path) -> Non
     assert (trials[0] / "metrics.jsonl").read_bytes() != (trials[1] / "metrics.jsonl").read_bytes()
 
 
-def test_a_trial_keeps_the_train_py_contract_with_its_threads_and_wandb_group(two_seeds: Path) -> None:
+def test_a_trial_keeps_the_train_py_contract_with_its_threads_and_wandb_group(
+    two_seeds: Path
+) -> None:
     trial = two_seeds / "out" / "trials" / "sac-Pendulum-v1-s1"
     config = yaml.safe_load((trial / "config.yaml").read_text())
     assert config["seed"] == 1 and config["total_steps"] == 1200
@@ -115,13 +118,16 @@ def test_a_trial_keeps_the_train_py_contract_with_its_threads_and_wandb_group(tw
     report = json.loads((two_seeds / "out" / "report.json").read_text())
     (group,) = report["groups"]
     assert group["seeds"] == [0, 1]
-    assert group["returns"] == [summary(two_seeds / "out" / "trials" / f"sac-Pendulum-v1-s{s}")["eval_return_mean"]
-                                for s in (0, 1)]
+    assert group["returns"] == [
+        summary(two_seeds / "out" / "trials" / f"sac-Pendulum-v1-s{s}")["eval_return_mean"]
+        for s in (0, 1)]
     assert (two_seeds / "out" / "figures" / "sample_efficiency_Pendulum-v1.png").stat().st_size > 0
 
 
-def test_a_killed_worker_is_retried_from_the_trials_last_checkpoint(two_seeds: Path, tmp_path: Path) -> None:
-    sweep = start_sweep("--config", str(write_sweep(tmp_path / "s.yaml", "worker")), "--out", str(tmp_path / "out"))
+def test_a_killed_worker_is_retried_from_the_trials_last_checkpoint(two_seeds: Path,
+                                                                    tmp_path: Path) -> None:
+    sweep = start_sweep("--config", str(write_sweep(tmp_path / "s.yaml", "worker")),
+                        "--out", str(tmp_path / "out"))
     trial = tmp_path / "out" / "trials" / "sac-Pendulum-v1-s0"
     wait_for(lambda: first_checkpoint(trial), what="the first checkpoint")
     (child,) = train_py_pids(str(tmp_path / "out"))
@@ -146,15 +152,17 @@ def test_a_killed_driver_is_finished_by_resume_identically(tmp_path: Path) -> No
     wait_for(lambda: first_checkpoint(trial), what="the first checkpoint")
     sweep.kill()  # SIGKILL: no handler runs
     sweep.communicate()
-    wait_for(lambda: not train_py_pids(str(out)), timeout=60, what="the trial to die with the driver")
+    wait_for(lambda: not train_py_pids(str(out)), timeout=60,
+             what="the trial to die with the driver")
     assert not (trial / "summary.json").exists() or summary(trial)["status"] == "interrupted"
     code, stderr = finish(start_sweep("--resume", str(out)))
     assert code == 0, stderr
     s = summary(trial)
     assert s["status"] == "completed" and len(s["resumed_from"]) == 1
     twin = tmp_path / "twin"
-    twin_run = subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(trial / "config.yaml"),
-                               "--out", str(twin)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    twin_run = subprocess.run([sys.executable, str(REPO / "train.py"),
+                               "--config", str(trial / "config.yaml"), "--out", str(twin)],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
     assert twin_run.returncode == 0, twin_run.stderr
     assert (trial / "metrics.jsonl").read_bytes() == (twin / "metrics.jsonl").read_bytes()
     assert_identical(learner_state(trial), learner_state(twin))
@@ -168,7 +176,8 @@ def test_ctrl_c_checkpoints_every_trial_and_exits_130(two_seeds: Path, tmp_path:
     sweep = start_sweep("--config", str(write_sweep(tmp_path / "s.yaml", "sigint", seeds=[0, 1])),
                         "--out", str(out))
     trials = [out / "trials" / f"sac-Pendulum-v1-s{s}" for s in (0, 1)]
-    wait_for(lambda: all(first_checkpoint(t) for t in trials), what="both trials' first checkpoints")
+    wait_for(lambda: all(first_checkpoint(t) for t in trials),
+             what="both trials' first checkpoints")
     sweep.send_signal(signal.SIGINT)
     code, stderr = finish(sweep)
     assert code == 130, stderr
@@ -176,7 +185,8 @@ def test_ctrl_c_checkpoints_every_trial_and_exits_130(two_seeds: Path, tmp_path:
     for trial in trials:
         s = summary(trial)
         assert s["status"] == "interrupted"
-        assert (trial / "checkpoints" / f"step_{s['total_steps']:012d}.pt").is_file()  # written on the stop
+        # written on the stop
+        assert (trial / "checkpoints" / f"step_{s['total_steps']:012d}.pt").is_file()
     code, stderr = finish(start_sweep("--resume", str(out)))
     assert code == 0, stderr
     twin = two_seeds / "twins" / "sac-Pendulum-v1-s0"
@@ -191,7 +201,8 @@ def test_a_trial_that_fails_for_its_own_reason_does_not_stop_the_others(tmp_path
                          grid={"agent.lr": [1.0e-3, 1.0e9]})
     code, stderr = finish(start_sweep("--config", str(config), "--out", str(out)))
     assert code == 1
-    ok, bad = summary(out / "trials" / "sac_lr0.001-Pendulum-v1-s0"), summary(out / "trials" / "sac_lr1e+09-Pendulum-v1-s0")
+    ok, bad = (summary(out / "trials" / "sac_lr0.001-Pendulum-v1-s0"),
+               summary(out / "trials" / "sac_lr1e+09-Pendulum-v1-s0"))
     assert ok["status"] == "completed"
     assert bad["status"] == "failed" and "non-finite" in bad["message"]
     assert "trial sac_lr1e+09-Pendulum-v1-s0 failed: training stopped: non-finite" in stderr
@@ -217,7 +228,8 @@ def test_a_search_stops_trials_early_and_writes_a_run_config(tmp_path: Path) -> 
     best = out / "best_config.yaml"
     config_obj = load_config(best, [])
     assert config_obj.agent.tau == pytest.approx(max(
-        (s for s in samples if s["global_step"] == 1200), key=lambda s: s["eval/return_mean"])["values"]["agent.tau"])
+        (s for s in samples if s["global_step"] == 1200),
+        key=lambda s: s["eval/return_mean"])["values"]["agent.tau"])
     assert train.main(["--config", str(best), "--out", str(tmp_path / "best"), "total_steps=200",
                        "eval.every=0"]) == 0
 

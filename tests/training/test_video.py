@@ -63,7 +63,8 @@ def test_each_evaluation_films_its_first_episode_into_the_run_and_the_offline_wa
         reader.close()
 
     (offline,) = (filmed / "wandb").glob("offline-run-*")
-    logged = [row for row in history_rows(next(offline.glob("run-*.wandb"))) if "eval/video/path" in row]
+    logged = [row for row in history_rows(next(offline.glob("run-*.wandb")))
+              if "eval/video/path" in row]
     assert [row["global_step"] for row in logged] == [200, 400]
     for row, video in zip(logged, videos, strict=True):
         assert row["eval/video/_type"] == "video-file"

@@ -28,9 +28,11 @@ def test_compare_trains_both_estimators_and_reports_the_variance_ratio(tmp_path:
 def test_compare_posteriors_reports_the_gap_and_step_time_of_each(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     try:
-        code = main(["--posteriors", "diagonal", "planar", "--flow-steps", "2", "--steps", "3", "--seeds", "0",
-                     "--grad-variance-every", "2", "--json", str(tmp_path / "post.json")])
-        timing = main(["--posteriors", "diagonal", "coupling", "--time-rounds", "1", "--json", str(tmp_path / "t.json")])
+        code = main(["--posteriors", "diagonal", "planar", "--flow-steps", "2", "--steps", "3",
+                     "--seeds", "0", "--grad-variance-every", "2",
+                     "--json", str(tmp_path / "post.json")])
+        timing = main(["--posteriors", "diagonal", "coupling", "--time-rounds", "1",
+                       "--json", str(tmp_path / "t.json")])
     finally:
         torch.set_num_threads(threads)
     assert code == timing == 0
@@ -38,4 +40,5 @@ def test_compare_posteriors_reports_the_gap_and_step_time_of_each(tmp_path: Path
     assert [(r["posterior"], r["seed"]) for r in result["runs"]] == [("diagonal", 0), ("planar", 0)]
     for run in result["runs"]:
         assert run["gap"] == run["test_iwae"] - run["test_elbo"] and run["step_ms"] > 0
-    assert set(json.loads((tmp_path / "t.json").read_text())["median_ms_per_step"]) == {"diagonal", "coupling"}
+    assert (set(json.loads((tmp_path / "t.json").read_text())["median_ms_per_step"])
+            == {"diagonal", "coupling"})

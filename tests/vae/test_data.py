@@ -28,7 +28,8 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
 
 def tiny_mnist(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(num, 4, 3), dtype=np.uint8), rng.integers(0, 10, size=num, dtype=np.uint8)
+    return (rng.integers(0, 256, size=(num, 4, 3), dtype=np.uint8),
+            rng.integers(0, 10, size=num, dtype=np.uint8))
 
 
 # ------------------------------------------------------------------ digits
@@ -68,14 +69,16 @@ def test_digits_split_depends_on_split_seed_only() -> None:
         ({"name": "cifar"}, "name must be digits or mnist"),
     ],
 )
-def test_data_config_rejects_bad_values_in_one_line(kwargs: dict[str, object], message: str) -> None:
+def test_data_config_rejects_bad_values_in_one_line(kwargs: dict[str, object],
+                                                    message: str) -> None:
     with pytest.raises(ValueError, match=message) as error:
         DataConfig(**kwargs)  # type: ignore[arg-type]
     assert "\n" not in str(error.value)
 
 
 def test_batch_larger_than_the_training_split_is_rejected() -> None:
-    with pytest.raises(ValueError, match="batch_size must be <= the 1258 training examples, got 5000"):
+    with pytest.raises(ValueError,
+                       match="batch_size must be <= the 1258 training examples, got 5000"):
         load_dataset(DataConfig(batch_size=5000), CPU)
 
 
@@ -141,13 +144,15 @@ def corrupt(tmp_path: Path, name: str, data: bytes) -> Path:
         ("bad-images-idx3-ubyte", b"\x00\x00\x08\x03" + struct.pack(">3I", 2, 2, 2) + bytes(5),
          r"header says shape \(2, 2, 2\) \(24 bytes\), file has 21"),
         ("bad-images-idx3-ubyte.gz", b"not gzip at all", "not a valid gzip file"),
-        ("cut-images-idx3-ubyte.gz", gzip.compress(bytes(100), mtime=0)[:15], "not a valid gzip file"),
+        ("cut-images-idx3-ubyte.gz", gzip.compress(bytes(100), mtime=0)[:15],
+         "not a valid gzip file"),
         ("bad.npz", b"PK but not a zip", "not a readable .npz file"),
         ("bad.npz", b"PK\x03\x04" + bytes(40), "not a readable .npz file"),
         ("empty.npz", b"", "not a readable .npz file"),
     ],
 )
-def test_malformed_files_raise_one_line_value_error(tmp_path: Path, name: str, data: bytes, message: str) -> None:
+def test_malformed_files_raise_one_line_value_error(tmp_path: Path, name: str, data: bytes,
+                                                    message: str) -> None:
     with pytest.raises(ValueError, match=message) as error:
         load_mnist(corrupt(tmp_path, name, data))
     assert "\n" not in str(error.value)
@@ -171,7 +176,9 @@ def test_missing_path_or_empty_directory_raises_file_not_found(tmp_path: Path) -
 
 def test_idx_reader_returns_header_shape(tmp_path: Path) -> None:
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    np.testing.assert_array_equal(read_idx_ubyte(write_idx(tmp_path / "x-images-idx3-ubyte", array)), array)
+    np.testing.assert_array_equal(
+        read_idx_ubyte(write_idx(tmp_path / "x-images-idx3-ubyte", array)), array
+    )
 
 
 # ------------------------------------------------------------------ batch order
@@ -184,4 +191,5 @@ def test_epoch_sampler_visits_each_example_once_per_epoch_and_resumes_exactly() 
     state = sampler.state_dict()
     ahead = [sampler.next_indices() for _ in range(5)]  # crosses into the next epochs
     sampler.load_state_dict(state)
-    assert all(torch.equal(a, b) for a, b in zip(ahead, (sampler.next_indices() for _ in range(5)), strict=True))
+    assert all(torch.equal(a, b)
+               for a, b in zip(ahead, (sampler.next_indices() for _ in range(5)), strict=True))

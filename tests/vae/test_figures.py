@@ -19,7 +19,8 @@ def test_tile_lays_images_out_row_by_row_with_blank_gaps() -> None:
 
 
 def test_principal_components_match_scikit_learn_up_to_sign() -> None:
-    codes = torch.randn(200, 5, generator=torch.Generator().manual_seed(0)) * torch.tensor([3.0, 2.0, 1.0, 0.5, 0.1])
+    codes = (torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+             * torch.tensor([3.0, 2.0, 1.0, 0.5, 0.1]))
     points, explained = principal_components(codes)
     reference = PCA(n_components=2).fit(codes.numpy())
     expected = reference.transform(codes.numpy())

@@ -45,12 +45,15 @@ def test_posterior_scale_is_smoothly_bounded() -> None:
     torch.testing.assert_close(scale.log(), torch.tensor([[LOG_SIGMA_MIN, LOG_SIGMA_MAX]]))
 
 
-def hand_log_weights(model: VAE, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def hand_log_weights(
+    model: VAE, x: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(x|z), and log p(x|z) + log p(z) - log q(z|x), at z = mu + sigma * eps: (K, B) each."""
     q = model.latent.posterior(model.encoder(x))  # type: ignore[union-attr]
     mu, sigma = q.loc, q.scale
     z = mu + sigma * eps  # (K, B, L)
-    log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)  # (K, B, D) -> (K, B)
+    # (K, B, D) -> (K, B)
+    log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)
     log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)  # (K, B, L) -> (K, B)
     log_q = Normal(mu, sigma).log_prob(z).sum(-1)  # (K, B, L) -> (K, B)
     return log_lik, log_lik + log_prior - log_q
@@ -71,7 +74,9 @@ def test_elbo_equals_independent_monte_carlo_on_the_same_noise() -> None:
     torch.testing.assert_close(info["log_lik"], log_lik)
     # The analytic KL replaces the Monte-Carlo log q - log p; they agree in expectation. The
     # difference of the two batch-mean estimates has standard error from its K samples.
-    difference = mc_elbo.mean(1) - (info["log_lik"] - model.latent.kl(model.encoder(x)).detach()).mean(1)  # (K, B) -> (K,)
+    # (K, B) -> (K,)
+    difference = (mc_elbo.mean(1)
+                  - (info["log_lik"] - model.latent.kl(model.encoder(x)).detach()).mean(1))
     standard_error = difference.std() / math.sqrt(num_samples)
     assert abs(mc_elbo.mean() - info["elbo"]) <= 4 * standard_error
     assert standard_error > 0  # the Monte-Carlo KL is not degenerate
@@ -96,7 +101,8 @@ def test_iwae_is_at_least_the_elbo_and_rises_with_k() -> None:
     torch.manual_seed(3)
 
     def batch_means(key: str, k: int) -> torch.Tensor:
-        return evaluation_bounds(model, copies, k)[key].view(repeats, len(x)).mean(1)  # (R*B,) -> (R,)
+        # (R*B,) -> (R,)
+        return evaluation_bounds(model, copies, k)[key].view(repeats, len(x)).mean(1)
 
     runs = {k: batch_means("iwae", k) for k in (1, 8, 64)}
     elbo = batch_means("elbo", 64)
@@ -119,7 +125,8 @@ def test_categorical_samples_lie_on_the_simplex() -> None:
     params = model.encoder(x)
     latent = model.latent
     assert isinstance(latent, CategoricalLatent)
-    relaxed = latent.relaxed_sample(params, 50, temperature=0.7).unflatten(-1, (2, 3))  # (K, B, L, C)
+    # (K, B, L, C)
+    relaxed = latent.relaxed_sample(params, 50, temperature=0.7).unflatten(-1, (2, 3))
     assert (relaxed >= 0).all() and (relaxed < 1).all()  # interior points: soft, not one-hot
     torch.testing.assert_close(relaxed.sum(-1), torch.ones(50, 3, 2))
     exact = latent.exact_sample(params, 50).unflatten(-1, (2, 3))
@@ -138,7 +145,9 @@ def test_straight_through_codes_are_one_hot_with_a_relaxed_gradient() -> None:
 
 
 @pytest.mark.parametrize("likelihood", ["continuous_bernoulli", "bernoulli"])
-def test_likelihood_mean_is_in_the_unit_interval_and_the_continuous_bernoulli_is_normalized(likelihood: str) -> None:
+def test_likelihood_mean_is_in_the_unit_interval_and_the_continuous_bernoulli_is_normalized(
+    likelihood: str
+) -> None:
     model, _ = tiny_vae(likelihood=likelihood)
     mean = model.likelihood(torch.randn(5, 2)).mean
     assert mean.shape == (5, DATA_DIM) and ((mean > 0) & (mean < 1)).all()
@@ -146,7 +155,8 @@ def test_likelihood_mean_is_in_the_unit_interval_and_the_continuous_bernoulli_is
         # A density on [0, 1]: integrates to 1 over a pixel (trapezoid rule on a fine grid).
         grid = torch.linspace(0, 1, 20_001)
         density = model.likelihood(torch.zeros(1, 2)).log_prob(grid[:, None]).exp()  # (G, D)
-        torch.testing.assert_close(torch.trapezoid(density, grid, dim=0), torch.ones(DATA_DIM), rtol=0, atol=1e-4)
+        torch.testing.assert_close(torch.trapezoid(density, grid, dim=0), torch.ones(DATA_DIM),
+                                   rtol=0, atol=1e-4)
 
 
 def test_model_config_rejects_bad_values_in_one_line() -> None:
@@ -154,7 +164,8 @@ def test_model_config_rejects_bad_values_in_one_line() -> None:
         ({"latent_dim": 0}, "latent_dim must be a positive integer, got 0"),
         ({"categories": 1}, "categories must be an integer >= 2, got 1"),
         ({"hidden_sizes": []}, "hidden_sizes must be a non-empty list"),
-        ({"temperature_floor": 2.0}, r"temperature_floor must be in \(0, temperature_start=1.0\], got 2.0"),
+        ({"temperature_floor": 2.0},
+         r"temperature_floor must be in \(0, temperature_start=1.0\], got 2.0"),
         ({"likelihood": "gaussian"}, "likelihood must be continuous_bernoulli or bernoulli"),
         ({"iwae_samples": 0}, "iwae_samples must be a positive integer, got 0"),
     ]:
@@ -176,7 +187,8 @@ def test_flow_posterior_iwae_weighs_each_draw_by_its_exact_log_q(flow: str) -> N
         z = q.sample((1,))  # the same base noise; torch's sampler applies the same steps
         # torch's TransformedDistribution.log_prob inverts the flow: an independent log q
         log_q = q.log_prob(z)  # (1, B)
-        log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)  # (1, B, D) -> (1, B)
+        # (1, B, D) -> (1, B)
+        log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)
         log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)  # (1, B, L) -> (1, B)
     torch.testing.assert_close(bounds["iwae"], (log_lik + log_prior - log_q)[0])
     torch.testing.assert_close(bounds["kl"], (log_q - log_prior)[0])
@@ -188,7 +200,8 @@ def test_flow_posterior_pathwise_gradient_reaches_the_flow_and_score_function_is
     objective, info = elbo_objective(model, x, "pathwise", 4, temperature=1.0, baseline=None)
     assert info["kl"].shape == () and info["log_lik"].shape == (4, 3)
     objective.backward()
-    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.latent.parameters())
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0)
+               for p in model.latent.parameters())
     with pytest.raises(ValueError, match="pathwise estimator"):
         elbo_objective(model, x, "score_function", 4, temperature=1.0, baseline=None)
     with pytest.raises(ValueError, match="posterior: flow needs latent: gaussian"):

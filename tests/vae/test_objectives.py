@@ -30,7 +30,8 @@ def tiny_vae(latent: str) -> tuple[VAE, Tensor]:
     return VAE(5, config), torch.rand(4, 5)
 
 
-def assert_means_agree(samples: Tensor, reference_mean: Tensor, reference_var: Tensor, num_reference: int) -> None:
+def assert_means_agree(samples: Tensor, reference_mean: Tensor, reference_var: Tensor,
+                       num_reference: int) -> None:
     """|mean(samples) - reference_mean| <= 4 SE per parameter, SE^2 = var/N + var_ref/N_ref.
 
     Parameters without noise in either (a ReLU unit dead on every image) must agree exactly.
@@ -45,7 +46,8 @@ def assert_means_agree(samples: Tensor, reference_mean: Tensor, reference_var: T
     assert torch.equal(difference[~noisy], torch.zeros_like(difference[~noisy]))
 
 
-def surrogate(model: VAE, x: Tensor, estimator: Estimator, baseline: EMABaseline | str | None) -> Tensor:
+def surrogate(model: VAE, x: Tensor, estimator: Estimator,
+              baseline: EMABaseline | str | None) -> Tensor:
     """One minibatch gradient estimate's surrogate, K = 2 latent samples per image."""
     return elbo_objective(model, x, estimator, 2, 1.0, baseline)[0]  # type: ignore[arg-type]
 
@@ -55,7 +57,8 @@ def pathwise_reference() -> GradientStats:
     model, x = tiny_vae("gaussian")
     torch.manual_seed(1)
     return gradient_stats(
-        gradient_samples(partial(surrogate, model, x, "pathwise", None), list(model.encoder.parameters()), NUM_ESTIMATES)
+        gradient_samples(partial(surrogate, model, x, "pathwise", None),
+                         list(model.encoder.parameters()), NUM_ESTIMATES)
     )
 
 
@@ -69,7 +72,8 @@ def test_score_function_encoder_gradient_matches_pathwise_in_expectation(
     chosen = ema if baseline == "ema" else baseline
     torch.manual_seed(2)
     score = gradient_samples(
-        partial(surrogate, model, x, "score_function", chosen), list(model.encoder.parameters()), NUM_ESTIMATES
+        partial(surrogate, model, x, "score_function", chosen),
+        list(model.encoder.parameters()), NUM_ESTIMATES
     )
     assert_means_agree(score, pathwise_reference.mean, pathwise_reference.var, NUM_ESTIMATES)
     # The point of the comparison: same mean, larger variance.
@@ -95,9 +99,12 @@ def exact_categorical_elbo(model: VAE, x: Tensor) -> Tensor:
 def test_categorical_score_function_gradient_matches_exact_enumeration() -> None:
     model, x = tiny_vae("categorical")
     encoder = list(model.encoder.parameters())
-    exact = torch.cat([g.reshape(-1) for g in torch.autograd.grad(exact_categorical_elbo(model, x), encoder)])
+    exact = torch.cat(
+        [g.reshape(-1) for g in torch.autograd.grad(exact_categorical_elbo(model, x), encoder)]
+    )
     torch.manual_seed(2)
-    score = gradient_samples(partial(surrogate, model, x, "score_function", "leave_one_out"), encoder, NUM_ESTIMATES)
+    score = gradient_samples(partial(surrogate, model, x, "score_function", "leave_one_out"),
+                             encoder, NUM_ESTIMATES)
     assert_means_agree(score, exact, torch.zeros_like(exact), 1)
 
 

@@ -18,8 +18,9 @@ CPU = torch.device("cpu")
 VAE_CONFIGS = sorted((REPO / "configs").glob("vae_*.yaml"))
 
 
-def tiny_learner(estimator: str = "pathwise", latent: str = "gaussian", baseline: str = "leave_one_out",
-                 grad_variance_every: int = 0, latent_dim: int = 3, posterior: str = "diagonal") -> VAELearner:
+def tiny_learner(estimator: str = "pathwise", latent: str = "gaussian",
+                 baseline: str = "leave_one_out", grad_variance_every: int = 0, latent_dim: int = 3,
+                 posterior: str = "diagonal") -> VAELearner:
     return VAELearner(
         data=DataConfig(batch_size=32),
         model=ModelConfig(latent=latent, latent_dim=latent_dim, categories=4, hidden_sizes=[16],  # type: ignore[arg-type]
@@ -96,7 +97,8 @@ def test_advance_logs_namespaced_floats_only_when_asked() -> None:
     learner = tiny_learner("pathwise", "categorical", grad_variance_every=4)
     assert learner.advance(log=False) == {}
     logs = advance(learner, 5)  # steps 2..6, logged at 2, 4, 6: logs[0], logs[2], logs[4]
-    assert logs[1] == {} and logs[0].keys() == {"loss/elbo", "train/elbo", "train/recon_nll", "train/kl", "stats/temperature"}
+    assert logs[1] == {} and logs[0].keys() == {"loss/elbo", "train/elbo", "train/recon_nll",
+                                                "train/kl", "stats/temperature"}
     # The diagnostics run on the first logged step at or after each multiple of 4.
     grad_keys = {"grad/encoder_var_trace", "grad/encoder_snr", "grad/encoder_var_trace_pathwise",
                  "grad/encoder_var_trace_score_function", "grad/encoder_var_ratio"}
@@ -121,31 +123,38 @@ def test_evaluate_and_summary_are_deterministic_and_leave_the_global_rng_alone()
     first = learner.evaluate()
     assert torch.equal(rng, torch.get_rng_state())
     assert first == learner.evaluate()
-    assert first.keys() == {f"{split}/{key}" for split in ("val", "test") for key in ("elbo", "recon_nll", "kl", "iwae")}
-    assert first["test/elbo"] == pytest.approx(-first["test/recon_nll"] - first["test/kl"], rel=1e-5)
+    assert first.keys() == {f"{split}/{key}" for split in ("val", "test")
+                            for key in ("elbo", "recon_nll", "kl", "iwae")}
+    assert first["test/elbo"] == pytest.approx(-first["test/recon_nll"] - first["test/kl"],
+                                               rel=1e-5)
     summary = learner.summary()
-    assert summary == {"dataset": "digits", "test_elbo": first["test/elbo"], "test_recon_nll": first["test/recon_nll"],
-                       "test_kl": first["test/kl"], "test_iwae": first["test/iwae"]}
+    assert summary == {"dataset": "digits", "test_elbo": first["test/elbo"],
+                       "test_recon_nll": first["test/recon_nll"], "test_kl": first["test/kl"],
+                       "test_iwae": first["test/iwae"]}
     json.dumps(summary)  # plain JSON types
 
 
-@pytest.mark.parametrize(("latent", "latent_dim"), [("gaussian", 2), ("gaussian", 3), ("categorical", 3)])
+@pytest.mark.parametrize(("latent", "latent_dim"),
+                         [("gaussian", 2), ("gaussian", 3), ("categorical", 3)])
 def test_write_figures_writes_three_pngs(tmp_path: Path, latent: str, latent_dim: int) -> None:
     learner = tiny_learner(latent=latent, latent_dim=latent_dim)
     paths = learner.write_figures(tmp_path)
-    assert [p.name for p in paths] == ["vae_reconstructions.png", "vae_prior_samples.png", "vae_latent_map.png"]
+    assert [p.name for p in paths] == ["vae_reconstructions.png", "vae_prior_samples.png",
+                                       "vae_latent_map.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_construction_rejects_bad_input_in_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="estimator must be pathwise or score_function, got 'reinforce'"):
+    with pytest.raises(ValueError,
+                       match="estimator must be pathwise or score_function, got 'reinforce'"):
         tiny_learner("reinforce")
-    with pytest.raises(ValueError, match="samples must be >= 2 for the leave_one_out baseline, got 1"):
+    with pytest.raises(ValueError,
+                       match="samples must be >= 2 for the leave_one_out baseline, got 1"):
         OptimConfig(samples=1)
     with pytest.raises(FileNotFoundError, match="MNIST path not found"):
-        VAELearner(DataConfig(name="mnist", path=str(tmp_path / "missing.npz")), ModelConfig(), OptimConfig(),
-                   "pathwise", 0, 0, CPU)
+        VAELearner(DataConfig(name="mnist", path=str(tmp_path / "missing.npz")), ModelConfig(),
+                   OptimConfig(), "pathwise", 0, 0, CPU)
 
 
 @pytest.mark.parametrize("path", VAE_CONFIGS, ids=lambda p: p.name)
@@ -181,7 +190,8 @@ def test_train_py_runs_a_vae_config_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code = train.main(["--config", str(REPO / "configs" / "vae_digits.yaml"), "--out", str(out),
                        "total_steps=6", "log.every=3", "eval.every=3", "checkpoint.every=3",
-                       "diagnostics.grad_variance_every=3", "model.hidden_sizes=[8]", "wandb.mode=disabled"])
+                       "diagnostics.grad_variance_every=3", "model.hidden_sizes=[8]",
+                       "wandb.mode=disabled"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["dataset"] == "digits"
