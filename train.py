@@ -1,4 +1,5 @@
-"""The one entry point: `python train.py [--config PATH] [--out DIR] [--resume DIR] [key=value ...]`.
+"""The one entry point:
+`python train.py [--config PATH] [--out DIR] [--resume DIR] [key=value ...]`.
 
 Everything that can be wrong with the input (the config, an override, the env id, the device,
 the checkpoint to resume) is checked while the run is built, before any file is written: such
@@ -44,7 +45,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sac_pendulum.yam
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when torch sees a GPU; asking for CUDA without one is bad input."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda was requested but torch sees no CUDA GPU; use device=cpu or device=auto")
+        raise ConfigError("device: cuda was requested but torch sees no CUDA GPU; "
+                          "use device=cpu or device=auto")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -57,8 +59,10 @@ def make_learner(config: RunConfig, device: torch.device, run_dir: Path) -> Lear
 
 
 def run_name(config: RunConfig) -> str:
-    task = getattr(getattr(config, "env", None), "id", None) or getattr(getattr(config, "data", None), "name", "")
-    return config.wandb.name or f"{config.kind}-{task}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    task = (getattr(getattr(config, "env", None), "id", None)
+            or getattr(getattr(config, "data", None), "name", ""))
+    return config.wandb.name or (f"{config.kind}-{task}-s{config.seed}-"
+                                 f"{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,13 +70,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Train SAC, REINFORCE, a VAE or a Bayesian network from a YAML config.",
         epilog="Overrides use dotted keys, e.g. agent.batch_size=512 seed=3 wandb.mode=disabled",
     )
-    parser.add_argument("--config", type=Path, help=f"YAML config (default: {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")
+    parser.add_argument("--config", type=Path,
+                        help="YAML config (default: "
+                             f"{DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")
     parser.add_argument("--out", type=Path, help="run directory (default: a fresh one under runs/)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last good checkpoint")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its last good checkpoint")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     args = parser.parse_args(argv)
     if args.resume and (args.config or args.out):
-        parser.error("--resume takes the config and directory of the run it continues; drop --config/--out")
+        parser.error("--resume takes the config and directory of the run it continues; "
+                     "drop --config/--out")
     return args
 
 
@@ -97,14 +105,17 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     learner.load_state_dict(state["learner"])
                 except KeyError as e:  # written by a version whose learner kept other state
-                    raise ConfigError(f"{path} lacks the {e} entry this version's {config.kind} learner restores; "
-                                      "it was written by another version of reparam-rl and cannot be resumed") from None
-                except (RuntimeError, ValueError) as e:  # tensor shapes that config.yaml does not give
-                    raise ConfigError(f"{path} does not fit {run_dir / 'config.yaml'} (was it edited?): "
-                                      f"{str(e).splitlines()[0]}") from None
+                    raise ConfigError(f"{path} lacks the {e} entry this version's {config.kind} "
+                                      "learner restores; it was written by another version of "
+                                      "reparam-rl and cannot be resumed") from None
+                # tensor shapes that config.yaml does not give
+                except (RuntimeError, ValueError) as e:
+                    raise ConfigError(f"{path} does not fit {run_dir / 'config.yaml'} "
+                                      f"(was it edited?): {str(e).splitlines()[0]}") from None
                 resume: Resume | None = Resume.from_checkpoint(state)
                 name = run_dir.name
-                print(f"resuming {run_dir} from {path.name} (step {state['step']})", file=sys.stderr)
+                print(f"resuming {run_dir} from {path.name} (step {state['step']})",
+                      file=sys.stderr)
             else:
                 config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
                 config.threads = resolve_threads(config.threads)
@@ -118,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 seed_everything(config.seed)
                 learner = make_learner(config, device, run_dir)
                 resume = None
-        except (ValueError, OSError) as e:  # ConfigError, UnsafeCheckpointError, bad env id, missing file...
+        # ConfigError, UnsafeCheckpointError, bad env id, missing file...
+        except (ValueError, OSError) as e:
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             print(f"error: {message}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -62,28 +62,34 @@ REFERENCES = ("sb3", "sbx")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "sac_halfcheetah.yaml")
-    parser.add_argument("--impl", nargs="+", choices=[*OURS, *REFERENCES], default=["ours", "sb3", "sbx"],
+    parser.add_argument("--impl", nargs="+", choices=[*OURS, *REFERENCES],
+                        default=["ours", "sb3", "sbx"],
                         help="what to time; the first is the numerator of the ratios")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--steps", type=int, nargs=2, default=[1500, 3000], metavar=("SHORT", "LONG"),
+    parser.add_argument("--steps", type=int, nargs=2, default=[1500, 3000],
+                        metavar=("SHORT", "LONG"),
                         help="env steps of the short and the long run (random steps included)")
-    parser.add_argument("--learning-starts", type=int, default=1000, help="random steps before training")
+    parser.add_argument("--learning-starts", type=int, default=1000,
+                        help="random steps before training")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one run may take")
     parser.add_argument("--threads", default="auto", help="torch threads of the in-process profile")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (every implementation)")
     parser.add_argument("--sbx-python", default=os.environ.get("SBX_PYTHON"),
-                        help="python of a venv with sbx-rl (default: $SBX_PYTHON, else this python)")
+                        help="python of a venv with sbx-rl "
+                             "(default: $SBX_PYTHON, else this python)")
     parser.add_argument("--profile-steps", type=int, default=200, help="steps in the phase profile")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every implementation")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides for every implementation")
     args = parser.parse_args()
     for name in ("rounds", "profile_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     short, long = args.steps
     if not args.learning_starts < short < long:
-        parser.error(f"need --learning-starts < SHORT < LONG, got {args.learning_starts}, {short}, {long}")
+        parser.error(f"need --learning-starts < SHORT < LONG, got {args.learning_starts}, "
+                     f"{short}, {long}")
     if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) >= 1):
         parser.error(f"--threads must be auto or >= 1, got {args.threads}")
     return args
@@ -95,10 +101,12 @@ def synchronize(device: torch.device) -> None:
 
 
 class Ours:
-    """Our SACLearner driven as train.py drives it (metrics every `log.every` steps), for the profile."""
+    """Our SACLearner driven as train.py drives it (metrics every `log.every` steps),
+    for the profile."""
 
     def __init__(self, cfg: SACRunConfig, device: torch.device) -> None:
-        self.learner = SACLearner(env=cfg.env, agent=cfg.agent, seed=cfg.seed, device=device, eval_episodes=1)
+        self.learner = SACLearner(env=cfg.env, agent=cfg.agent, seed=cfg.seed, device=device,
+                                  eval_episodes=1)
         self.log_every = cfg.log.every
         self.device = device
 
@@ -119,7 +127,8 @@ def sbx_python(requested: str | None) -> str | None:
 
 def command(impl: str, steps: int, args: argparse.Namespace, out: Path, python: str) -> list[str]:
     """The command line that trains `impl` for `steps` env steps, as its users would run it."""
-    settings = [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}", *args.overrides]
+    settings = [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}",
+                *args.overrides]
     if impl in OURS:
         return [python, str(REPO / "train.py"), "--config", str(args.config), "--out", str(out),
                 f"total_steps={steps}", f"device={args.device}", "eval.every=0", "eval.episodes=1",
@@ -129,13 +138,15 @@ def command(impl: str, steps: int, args: argparse.Namespace, out: Path, python: 
 
 
 def process_rates(impls: dict[str, str], args: argparse.Namespace) -> dict[str, list[float]]:
-    """Steps/s of each implementation (name -> its python) in each round, from short and long runs."""
+    """Steps/s of each implementation (name -> its python) in each round,
+    from short and long runs."""
     rates: dict[str, list[float]] = {impl: [] for impl in impls}
     short, long = args.steps
     with tempfile.TemporaryDirectory() as scratch:
         for impl, python in impls.items():  # untimed: fills the disk caches (inductor's, imports)
             env = clean_env({"PYTHONPATH": str(REPO), **OURS.get(impl, ([], {}))[1]})
-            wall_time(command(impl, short, args, Path(scratch) / f"{impl}-warmup", python), env, args.timeout)
+            wall_time(command(impl, short, args, Path(scratch) / f"{impl}-warmup", python), env,
+                      args.timeout)
         for round_index in range(args.rounds):
             for impl, python in impls.items():
                 env = clean_env({"PYTHONPATH": str(REPO), **OURS.get(impl, ([], {}))[1]})
@@ -144,22 +155,27 @@ def process_rates(impls: dict[str, str], args: argparse.Namespace) -> dict[str, 
                     out = Path(scratch) / f"{impl}-{round_index}-{steps}"
                     took = wall_time(command(impl, steps, args, out, python), env, args.timeout)
                     if took is None:
-                        raise SystemExit(f"error: a {steps}-step run of {impl} took over {args.timeout:.0f} s")
+                        raise SystemExit(f"error: a {steps}-step run of {impl} took over "
+                                         f"{args.timeout:.0f} s")
                     seconds.append(took)
                 rates[impl].append(difference_rate(short, long, *seconds))
-            print(f"  round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.1f} steps/s" for k, v in rates.items()),
+            print(f"  round {round_index + 1}: "
+                  + ", ".join(f"{k} {v[-1]:.1f} steps/s" for k, v in rates.items()),
                   flush=True)
     return rates
 
 
 def phase_profile(ours: Ours, steps: int) -> dict[str, float]:
     """Mean ms per training step spent in each labelled phase, and in total."""
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ours.device.type == "cuda" else [])
+    activities = ([ProfilerActivity.CPU]
+                  + ([ProfilerActivity.CUDA] if ours.device.type == "cuda" else []))
     with profile(activities=activities) as prof:
         start = time.perf_counter()
         ours.train(steps)
-        total_ms = (time.perf_counter() - start) * 1000 / steps  # excludes the profiler's post-processing
-    found = {event.key: event.cpu_time_total / 1000 / steps for event in prof.key_averages() if event.key in PHASES}
+        # excludes the profiler's post-processing
+        total_ms = (time.perf_counter() - start) * 1000 / steps
+    found = {event.key: event.cpu_time_total / 1000 / steps for event in prof.key_averages()
+             if event.key in PHASES}
     breakdown = {phase.removeprefix("sac/"): found.get(phase, 0.0) for phase in PHASES}
     breakdown["other"] = max(total_ms - sum(breakdown.values()), 0.0)
     breakdown["total"] = total_ms
@@ -175,7 +191,8 @@ def update_flops(ours: Ours) -> int:
 
 
 def matmul_ceiling(cfg: SACRunConfig, device: torch.device, repeats: int = 200) -> float:
-    """Best GFLOP/s of a (batch x hidden) @ (hidden x hidden) fp32 matmul, the update's largest shape."""
+    """Best GFLOP/s of a (batch x hidden) @ (hidden x hidden) fp32 matmul,
+    the update's largest shape."""
     batch, hidden = cfg.agent.batch_size, max(cfg.agent.hidden_sizes)
     a = torch.randn(batch, hidden, device=device)
     b = torch.randn(hidden, hidden, device=device)
@@ -193,7 +210,8 @@ def matmul_ceiling(cfg: SACRunConfig, device: torch.device, repeats: int = 200) 
 
 def main() -> None:
     args = parse_args()
-    cfg = load_sac_config(args.config, [f"seed={args.seed}", f"agent.learning_starts={args.learning_starts}",
+    cfg = load_sac_config(args.config, [f"seed={args.seed}",
+                                        f"agent.learning_starts={args.learning_starts}",
                                         f"device={args.device}", *args.overrides])
     impls: dict[str, str] = {}
     not_installed = []
@@ -206,13 +224,15 @@ def main() -> None:
     if not_installed:
         print(f"not installed: {', '.join(not_installed)} (see --sbx-python)", flush=True)
     short, long = args.steps
-    print(f"{cfg.env.id}: batch {cfg.agent.batch_size}, hidden {cfg.agent.hidden_sizes}, {args.device}; each "
-          f"implementation at its own default threads; {args.rounds} rounds of a {short}- and a {long}-step run",
+    print(f"{cfg.env.id}: batch {cfg.agent.batch_size}, hidden {cfg.agent.hidden_sizes}, "
+          f"{args.device}; each implementation at its own default threads; {args.rounds} rounds "
+          f"of a {short}- and a {long}-step run",
           flush=True)
     rates = process_rates(impls, args)
     medians = {impl: statistics.median(r) for impl, r in rates.items()}
     first = next(iter(rates))
-    ratios = {other: statistics.median(o / r for o, r in zip(rates[first], rates[other], strict=True))
+    ratios = {other: statistics.median(o / r
+                                       for o, r in zip(rates[first], rates[other], strict=True))
               for other in rates if other != first}
 
     threads = resolve_threads(args.threads)
@@ -224,29 +244,33 @@ def main() -> None:
     flops = update_flops(ours)
     ceiling = matmul_ceiling(cfg, device)
     step_s = 1 / medians[first] if first in OURS else breakdown["total"] / 1000
+    # training_gflops: update FLOPs over the whole (unprofiled) step time
     result: dict[str, Any] = {
         "env_id": cfg.env.id, "device": str(device), "rounds": args.rounds, "steps": args.steps,
         "learning_starts": args.learning_starts, "batch_size": cfg.agent.batch_size,
-        "hidden_sizes": cfg.agent.hidden_sizes, "torch": torch.__version__, "cpus": len(os.sched_getaffinity(0)),
-        "steps_per_s": rates, "median_steps_per_s": medians, "median_ratio": ratios, "ratio_of": first,
-        "not_installed": not_installed, "profile_threads": threads, "ms_per_step_by_phase": breakdown,
+        "hidden_sizes": cfg.agent.hidden_sizes, "torch": torch.__version__,
+        "cpus": len(os.sched_getaffinity(0)), "steps_per_s": rates, "median_steps_per_s": medians,
+        "median_ratio": ratios, "ratio_of": first, "not_installed": not_installed,
+        "profile_threads": threads, "ms_per_step_by_phase": breakdown,
         "update_mflop": flops / 1e6, "matmul_ceiling_gflops": ceiling,
-        "training_gflops": flops / step_s / 1e9,  # update FLOPs over the whole (unprofiled) step time
+        "training_gflops": flops / step_s / 1e9,
     }
     result["ceiling_fraction"] = result["training_gflops"] / ceiling
 
-    print(f"\n| {cfg.env.id} | median steps/s | ms per step | {first} / it (median of rounds) |\n| --- | --- | --- | --- |")
+    print(f"\n| {cfg.env.id} | median steps/s | ms per step | {first} / it (median of rounds) |"
+          "\n| --- | --- | --- | --- |")
     for name, rate in medians.items():
         ratio = "1.00" if name == first else f"{ratios[name]:.2f}"
         print(f"| {name} | {rate:.1f} | {1000 / rate:.2f} | {ratio} |")
     for name in not_installed:
         print(f"| {name} | not installed | | |")
-    print(f"\n| ours, phase (in process, {threads} threads, profiled {args.profile_steps} steps; the profiler adds "
-          f"overhead) | ms per step |\n| --- | --- |")
+    print(f"\n| ours, phase (in process, {threads} threads, profiled {args.profile_steps} steps; "
+          f"the profiler adds overhead) | ms per step |\n| --- | --- |")
     for phase, ms in breakdown.items():
         print(f"| {phase} | {ms:.3f} |")
-    print(f"one update: {flops / 1e6:.0f} MFLOP; at {1000 * step_s:.2f} ms per training step that is "
-          f"{result['training_gflops']:.0f} GFLOP/s, {100 * result['ceiling_fraction']:.0f}% of the measured "
+    print(f"one update: {flops / 1e6:.0f} MFLOP; at {1000 * step_s:.2f} ms per training step "
+          f"that is {result['training_gflops']:.0f} GFLOP/s, "
+          f"{100 * result['ceiling_fraction']:.0f}% of the measured "
           f"{ceiling:.0f} GFLOP/s matmul ceiling")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""`python train.py` idle and under load: torch threads, the thread governor and the OpenMP wait policy.
+"""`python train.py` idle and under load: torch threads, the thread governor and the OpenMP
+wait policy.
 
     python benchmarks/train_threads.py --config configs/sac_halfcheetah.yaml \
         --json benchmarks/results/train_threads_halfcheetah.json
@@ -52,13 +53,16 @@ def wait_env(policy: str) -> dict[str, str]:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "sac_halfcheetah.yaml")
-    parser.add_argument("--threads", nargs="+", default=["1", "2"], help="torch threads; auto = train.py's default")
+    parser.add_argument("--threads", nargs="+", default=["1", "2"],
+                        help="torch threads; auto = train.py's default")
     parser.add_argument("--waits", nargs="+", default=["spin", "passive"], help="wait policies")
     parser.add_argument("--adapt", nargs="+", choices=["on", "off"], default=["on", "off"],
                         help="adapt_threads true / false")
-    parser.add_argument("--load", type=int, default=1, help="competing busy processes in the loaded half (0: idle only)")
+    parser.add_argument("--load", type=int, default=1,
+                        help="competing busy processes in the loaded half (0: idle only)")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--steps", type=int, nargs=2, default=[1500, 3000], metavar=("SHORT", "LONG"))
+    parser.add_argument("--steps", type=int, nargs=2, default=[1500, 3000],
+                        metavar=("SHORT", "LONG"))
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=120, help="seconds one run may take")
     parser.add_argument("--json", type=Path)
@@ -76,9 +80,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def train_command(threads: str, adapt: str, steps: int, out: Path, args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, str(REPO / "train.py"), "--config", str(args.config), "--out", str(out),
-               f"total_steps={steps}", f"agent.learning_starts={args.learning_starts}", "device=cpu",
+def train_command(threads: str, adapt: str, steps: int, out: Path,
+                  args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, str(REPO / "train.py"), "--config", str(args.config),
+               "--out", str(out), f"total_steps={steps}",
+               f"agent.learning_starts={args.learning_starts}", "device=cpu",
                "eval.every=0", "eval.episodes=1", "checkpoint.every=0", "wandb.mode=disabled",
                f"adapt_threads={'true' if adapt == 'on' else 'false'}", *args.overrides]
     return command if threads == "auto" else [*command, f"threads={threads}"]
@@ -103,9 +109,10 @@ def main() -> None:
     loads = [0] + ([args.load] if args.load else [])
     rates: dict[str, list[float | None]] = {}
     short, long = args.steps
-    print(f"{args.config.name}: {len(settings)} settings x {len(loads)} loads x {args.rounds} rounds of a "
-          f"{short}- and a {long}-step train.py run", flush=True)
-    with tempfile.TemporaryDirectory() as scratch:  # an untimed run first fills inductor's disk cache
+    print(f"{args.config.name}: {len(settings)} settings x {len(loads)} loads x "
+          f"{args.rounds} rounds of a {short}- and a {long}-step train.py run", flush=True)
+    # an untimed run first fills inductor's disk cache
+    with tempfile.TemporaryDirectory() as scratch:
         wall_time(train_command("1", "off", short, Path(scratch) / "warmup", args),
                   clean_env({"PYTHONPATH": str(REPO)}), args.timeout)
         for round_index in range(args.rounds):
@@ -116,7 +123,8 @@ def main() -> None:
                         key = f"threads={threads} adapt={adapt} wait={policy} load={load}"
                         env = clean_env({"PYTHONPATH": str(REPO), **wait_env(policy)})
                         run_dir = Path(scratch) / f"{key}-{round_index}".replace(" ", "_")
-                        took = [wall_time(train_command(threads, adapt, steps, run_dir / str(steps), args),
+                        took = [wall_time(train_command(threads, adapt, steps,
+                                                        run_dir / str(steps), args),
                                           env, args.timeout)
                                 for steps in (short, long)]
                         rate = None if None in took else difference_rate(short, long, *took)  # type: ignore[arg-type]
@@ -127,19 +135,24 @@ def main() -> None:
                     stop_load(competing)
 
     medians: dict[str, float | None] = {}
-    print("\n| threads | adapt | wait policy | idle steps/s | loaded steps/s |\n| --- | --- | --- | --- | --- |")
+    print("\n| threads | adapt | wait policy | idle steps/s | loaded steps/s |"
+          "\n| --- | --- | --- | --- | --- |")
     for threads, adapt, policy in settings:
         row = []
         for load in loads:
             key = f"threads={threads} adapt={adapt} wait={policy} load={load}"
             finished = [v for v in rates[key] if v is not None]
             medians[key] = statistics.median(finished) if len(finished) == len(rates[key]) else None
-            row.append(f"> {args.timeout:.0f} s a run" if medians[key] is None else f"{medians[key]:.1f}")
+            row.append(f"> {args.timeout:.0f} s a run" if medians[key] is None
+                       else f"{medians[key]:.1f}")
         print(f"| {threads} | {adapt} | {policy} | " + " | ".join(row) + " |")
     if args.json:
-        result: dict[str, Any] = {"config": str(args.config.relative_to(REPO)) if args.config.is_relative_to(REPO) else str(args.config),
-                                  "steps": args.steps, "learning_starts": args.learning_starts, "load": args.load,
-                                  "rounds": args.rounds, "timeout_s": args.timeout, "overrides": args.overrides,
+        result: dict[str, Any] = {"config": (str(args.config.relative_to(REPO))
+                                             if args.config.is_relative_to(REPO)
+                                             else str(args.config)),
+                                  "steps": args.steps, "learning_starts": args.learning_starts,
+                                  "load": args.load, "rounds": args.rounds,
+                                  "timeout_s": args.timeout, "overrides": args.overrides,
                                   "steps_per_s": rates, "median_steps_per_s": medians}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

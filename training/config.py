@@ -59,7 +59,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a mapping of keys to values, "
+                          f"got {type(data).__name__}")
     return data
 
 
@@ -67,7 +68,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     """Apply one `dotted.key=value` override to raw config data; the value parses as YAML."""
     key, sep, text = override.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {override!r} must look like dotted.key=value, e.g. agent.batch_size=512")
+        raise ConfigError(f"override {override!r} must look like dotted.key=value, "
+                          "e.g. agent.batch_size=512")
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
@@ -82,7 +84,8 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for i, part in enumerate(parents):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {key}={value!r}: '{'.'.join(parents[: i + 1])}' is a value, not a section")
+            raise ConfigError(f"override {key}={value!r}: '{'.'.join(parents[: i + 1])}' "
+                              "is a value, not a section")
         node = child
     node[last] = value
 
@@ -136,7 +139,8 @@ def resume_config(saved: dict[str, Any], overrides: list[str]) -> RunConfig:
     network or estimator): the checkpoint holds a learner trained with the saved values.
     """
     before = load_config(None, [], base=saved)
-    kinds = [text.strip() for key, _, text in (o.partition("=") for o in overrides) if key == "kind"]
+    kinds = [text.strip() for key, _, text in (o.partition("=") for o in overrides)
+             if key == "kind"]
     if kinds and kinds[-1] != before.kind:  # checked first: the other sections differ across kinds
         raise _fixed_on_resume("kind", before.kind, kinds[-1])
     after = load_config(None, overrides, base=saved)

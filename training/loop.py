@@ -74,7 +74,8 @@ def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": random.getstate(),
         # numpy's uint32 key array becomes an int64 tensor: torch.load(weights_only) reads tensors
-        "numpy": (kind, torch.from_numpy(np.asarray(keys).astype(np.int64)), pos, has_gauss, cached),
+        "numpy": (kind, torch.from_numpy(np.asarray(keys).astype(np.int64)), pos, has_gauss,
+                  cached),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -153,7 +154,8 @@ class Resume:
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Resume:
         run = state["run"]
-        earlier = [int(s) for s in run.get("resumed_from", [])]  # absent before resumes were recorded
+        # absent before resumes were recorded
+        earlier = [int(s) for s in run.get("resumed_from", [])]
         return cls(state["rng"], run["wandb_id"], float(run["wall_time_s"]), dict(run["last_eval"]),
                    [*earlier, int(state["step"])])
 
@@ -173,8 +175,10 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
     resumed_from: list[int] = []
     if resume is not None:
         set_rng_state(resume.rng)
-        last_eval, wall_before, resumed_from = resume.last_eval, resume.wall_time_s, resume.resumed_from
-    metrics_file = MetricsFile(run_dir / "metrics.jsonl", resume_step=start_step if resume else None)
+        last_eval, wall_before, resumed_from = (resume.last_eval, resume.wall_time_s,
+                                                resume.resumed_from)
+    metrics_file = MetricsFile(run_dir / "metrics.jsonl",
+                               resume_step=start_step if resume else None)
     wandb = WandbSink(mode=config.wandb.mode, run_dir=run_dir, config=config_data, name=run_name,
                       project=config.wandb.project, entity=config.wandb.entity,
                       group=config.wandb.group, tags=config.wandb.tags,
@@ -207,7 +211,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
     def evaluate() -> None:
         nonlocal last_eval
         metrics = learner.evaluate()
-        log(metrics)  # checked first: a non-finite evaluation never reaches summary.json or a checkpoint
+        # checked first: a non-finite evaluation never reaches summary.json or a checkpoint
+        log(metrics)
         last_eval = metrics
         if isinstance(learner, FilmedLearner) and (video := learner.pop_video()) is not None:
             wandb.log_video(learner.step, "eval/video", video)
@@ -256,7 +261,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         if stop.signal is not None and learner.step < config.total_steps:
             path = checkpoint()
             progress.close()  # first, so the message starts a line of its own
-            print(f"interrupted at step {learner.step}; checkpoint {path.relative_to(run_dir)} written. "
+            print(f"interrupted at step {learner.step}; "
+                  f"checkpoint {path.relative_to(run_dir)} written. "
                   f"Resume with: python train.py --resume {run_dir}", file=sys.stderr)
             return finish("interrupted", EXIT_INTERRUPTED)
         evaluate()
@@ -265,7 +271,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
         return finish("completed", EXIT_COMPLETED)
     except (NonFiniteError, GradientCheckError) as e:
         kept = list_checkpoints(ckpt_dir)
-        where = f"the last good checkpoint {kept[0].relative_to(run_dir)} is kept" if kept else "no checkpoint had been written yet"
+        where = (f"the last good checkpoint {kept[0].relative_to(run_dir)} is kept" if kept
+                 else "no checkpoint had been written yet")
         message = f"training stopped: {e}; {where}"
         progress.close()
         print(f"error: {message}", file=sys.stderr)
@@ -273,7 +280,8 @@ def train(config: RunConfig, config_data: dict[str, Any], learner: Learner, run_
     except KeyboardInterrupt:
         progress.close()
         print("aborted without a checkpoint", file=sys.stderr)
-        return finish("interrupted", EXIT_INTERRUPTED, "aborted by a second Ctrl-C; no checkpoint written")
+        return finish("interrupted", EXIT_INTERRUPTED,
+                      "aborted by a second Ctrl-C; no checkpoint written")
     except Exception as e:
         finish("failed", EXIT_FAILED, f"{type(e).__name__}: {e}")
         raise

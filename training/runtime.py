@@ -14,7 +14,8 @@ import torch
 
 
 def resolve_threads(threads: int | str) -> int:
-    """`auto` -> OMP_NUM_THREADS when it is set (Ray sets it per trial), else this process's CPUs."""
+    """`auto` -> OMP_NUM_THREADS when it is set (Ray sets it per trial),
+    else this process's CPUs."""
     if threads != "auto":
         return int(threads)
     from_env = os.environ.get("OMP_NUM_THREADS", "")
@@ -24,7 +25,8 @@ def resolve_threads(threads: int | str) -> int:
 
 
 def configure_torch(threads: int | str) -> None:
-    """Use `threads` intra-op threads (`auto`: see resolve_threads) and flush denormal floats to zero.
+    """Use `threads` intra-op threads (`auto`: see resolve_threads) and flush denormal floats
+    to zero.
 
     Denormals (|x| < 1.2e-38 in float32) cost x86 CPUs roughly 100x per operation, and SAC
     training produces them: flushing them took our update on Hopper-v5 from 4.09 to 3.53 ms
@@ -56,7 +58,8 @@ def busy_cpu_seconds(stat_path: Path, cpus: set[int]) -> float | None:
 
 
 class ThreadGovernor:
-    """Keeps torch's intra-op threads at the CPUs that other processes leave free, at most `max_threads`.
+    """Keeps torch's intra-op threads at the CPUs that other processes leave free,
+    at most `max_threads`.
 
     Spinning OpenMP threads (libgomp's default) make two threads much faster than one on an idle
     machine and collapse when another process takes one of the CPUs: every parallel region then
@@ -85,16 +88,20 @@ class ThreadGovernor:
         self.clock, self.own_cpu_seconds = clock, own_cpu_seconds
         self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
         self.threads = max_threads
-        self.last: tuple[float, float, float] | None = None  # (wall, busy, own) seconds at the last reading
-        self.enabled = adapt and max_threads > 1 and len(self.cpus) > 1 and self._reading() is not None
+        # (wall, busy, own) seconds at the last reading
+        self.last: tuple[float, float, float] | None = None
+        self.enabled = (adapt and max_threads > 1 and len(self.cpus) > 1
+                        and self._reading() is not None)
 
     def _reading(self) -> tuple[float, float, float] | None:
         busy = busy_cpu_seconds(self.stat_path, self.cpus)
         return None if busy is None else (self.clock(), busy, self.own_cpu_seconds())
 
     def poll(self) -> int:
-        """Set torch's threads from the last interval's other work (when one has passed); return them."""
-        if not self.enabled or (self.last is not None and self.clock() - self.last[0] < self.interval_s):
+        """Set torch's threads from the last interval's other work (when one has passed);
+        return them."""
+        if not self.enabled or (self.last is not None
+                                and self.clock() - self.last[0] < self.interval_s):
             return self.threads
         now = self._reading()
         if now is None:  # /proc/stat went away: keep what we have
@@ -115,7 +122,8 @@ VERSIONED = ("torch", "numpy", "gymnasium", "mujoco", "stable-baselines3")
 
 
 def library_versions() -> dict[str, str]:
-    """{distribution: version} of those in VERSIONED that are installed (summary.json `versions`)."""
+    """{distribution: version} of those in VERSIONED that are installed
+    (summary.json `versions`)."""
     versions = {}
     for name in VERSIONED:
         try:

@@ -59,7 +59,8 @@ class CheckpointConfig:
         if self.every < 0:
             raise ValueError(f"every must be >= 0 (0 = only at the end), got {self.every}")
         if self.keep < 2:
-            raise ValueError(f"keep must be >= 2 so a previous checkpoint survives, got {self.keep}")
+            raise ValueError(f"keep must be >= 2 so a previous checkpoint survives, "
+                             f"got {self.keep}")
 
 
 @dataclass
@@ -140,7 +141,8 @@ def _describe(value: Any) -> str:
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check `value` against the type hint `hint` and convert it (int -> float); raise ConfigError."""
+    """Check `value` against the type hint `hint` and convert it (int -> float);
+    raise ConfigError."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
@@ -154,7 +156,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where} has an invalid value {value!r}")
+        raise ConfigError(errors[0] if len(errors) == 1
+                          else f"{where} has an invalid value {value!r}")
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
@@ -224,7 +227,8 @@ def join_key(where: str, key: str) -> str:
 def build(cls: type, data: Any, where: str = "") -> Any:
     """Build dataclass `cls` from a mapping, checking keys, types and ranges."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'the config'} must be a mapping of keys to values, got {_describe(data)}")
+        raise ConfigError(f"{where or 'the config'} must be a mapping of keys to values, "
+                          f"got {_describe(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}

@@ -48,7 +48,9 @@ def test_resolved_config_reads_back_unchanged() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("agent.batchsize=5", "unknown key 'agent.batchsize' (did you mean 'batch_size'?); valid keys at 'agent': lr, batch_size"),
+        ("agent.batchsize=5",
+         "unknown key 'agent.batchsize' (did you mean 'batch_size'?); valid keys at 'agent': "
+         "lr, batch_size"),
         ("nonsense=1", "unknown key 'nonsense'; valid keys at the top level: kind, seed"),
         ("agent.batch_size=-3", "agent.batch_size"),
         ("agent.batch_size=abc", "agent.batch_size must be an integer, got str 'abc'"),
@@ -56,15 +58,19 @@ def test_resolved_config_reads_back_unchanged() -> None:
         ("agent.autotune_alpha=3", "agent.autotune_alpha must be true or false"),
         ("device=tpu", "device must be one of auto, cpu, cuda; got 'tpu'"),
         ("agent.policy_distribution=laplce",
-         "agent.policy_distribution must be one of normal, laplace, logistic; got 'laplce' (did you mean 'laplace'?)"),
-        ("agent.learning_starts=50000", "agent.learning_starts (50000) must be < total_steps (20000)"),
+         "agent.policy_distribution must be one of normal, laplace, logistic; got 'laplce' "
+         "(did you mean 'laplace'?)"),
+        ("agent.learning_starts=50000",
+         "agent.learning_starts (50000) must be < total_steps (20000)"),
         ("agent=3", "agent must be a mapping"),
         ("seed.x=1", "'seed' is a value, not a section"),
         ("batch_size", "must look like dotted.key=value"),
         ("kind=ppo", "kind must be one of"),
     ],
 )
-def test_bad_overrides_are_one_line_errors_that_say_what_is_allowed(override: str, message: str) -> None:
+def test_bad_overrides_are_one_line_errors_that_say_what_is_allowed(
+    override: str, message: str,
+) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(SAC_PENDULUM, [override])
     text = str(caught.value)
@@ -127,18 +133,22 @@ identifier = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_siz
 
 @st.composite
 def malformed_override(draw: st.DrawFn) -> str:
-    choice = draw(st.sampled_from(["wrong_type", "unknown_key", "unknown_nested", "no_equals", "kind"]))
+    choice = draw(st.sampled_from(["wrong_type", "unknown_key", "unknown_nested", "no_equals",
+                                   "kind"]))
     if choice == "wrong_type":
         key, kind = draw(st.sampled_from(SAC_FIELDS))
         value = draw(WRONG_FOR[kind])
-        if kind is str and key in ("wandb.project", "wandb.entity", "wandb.group", "wandb.name", "env.id"):
+        if kind is str and key in ("wandb.project", "wandb.entity", "wandb.group", "wandb.name",
+                                   "env.id"):
             value = "[1, 2]"  # these accept any string, so only a non-string is wrong
         return f"{key}={value}"
     if choice == "unknown_key":
-        key = draw(identifier.filter(lambda k: k not in {f.split(".")[0] for f, _ in SAC_FIELDS} | {"kind"}))
+        key = draw(identifier.filter(
+            lambda k: k not in {f.split(".")[0] for f, _ in SAC_FIELDS} | {"kind"}))
         return f"{key}={draw(st.integers())}"
     if choice == "unknown_nested":
-        section = draw(st.sampled_from(["agent", "env", "eval", "checkpoint", "wandb", "diagnostics", "log"]))
+        section = draw(st.sampled_from(["agent", "env", "eval", "checkpoint", "wandb",
+                                        "diagnostics", "log"]))
         key = draw(identifier.filter(lambda k: f"{section}.{k}" not in {f for f, _ in SAC_FIELDS}))
         return f"{section}.{key}=1"
     if choice == "no_equals":
@@ -146,7 +156,8 @@ def malformed_override(draw: st.DrawFn) -> str:
     return f"kind={draw(identifier.filter(lambda k: k not in ('sac', 'vae', 'reinforce')))}"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(overrides=st.lists(malformed_override(), min_size=1, max_size=3), valid_first=st.booleans())
 def test_any_malformed_override_exits_2_with_one_line_and_no_run_dir(
     overrides: list[str], valid_first: bool, tmp_path_factory: pytest.TempPathFactory,
@@ -160,10 +171,12 @@ def test_any_malformed_override_exits_2_with_one_line_and_no_run_dir(
     assert not out.exists()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | identifier,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(identifier, children, max_size=3),
+    lambda children: (st.lists(children, max_size=3)
+                      | st.dictionaries(identifier, children, max_size=3)),
     max_leaves=8,
 ))
 def test_any_malformed_config_file_exits_2_with_one_line(

@@ -42,7 +42,8 @@ class FakeMachine:
 
     def _write(self) -> None:
         # the busy ticks go to `user`, a constant to `idle` and `iowait` (neither counts as busy)
-        lines = ["cpu  0 0 0 0 0 0 0 0 0 0", "cpu99 5000 0 0 0 0 0 0 0 0 0"]  # the total and a CPU we may not use
+        # the total and a CPU we may not use
+        lines = ["cpu  0 0 0 0 0 0 0 0 0 0", "cpu99 5000 0 0 0 0 0 0 0 0 0"]
         lines += [f"cpu{c} {t} 0 0 777 55 0 0 0 0 0" for c, t in self.busy_ticks.items()]
         self.path.write_text("\n".join([*lines, "intr 1 2 3", "ctxt 42"]) + "\n")
 
@@ -59,15 +60,18 @@ def governed(machine: FakeMachine, max_threads: int, adapt: bool = True) -> Thre
                           clock=lambda: machine.wall, own_cpu_seconds=lambda: machine.own)
 
 
-def test_busy_cpu_seconds_counts_user_nice_system_irq_softirq_steal_of_our_cpus_only(tmp_path: Path) -> None:
+def test_busy_cpu_seconds_counts_user_nice_system_irq_softirq_steal_of_our_cpus_only(
+        tmp_path: Path) -> None:
     stat = tmp_path / "stat"
     stat.write_text("cpu  9 9 9 9 9 9 9 9 9 9\ncpu0 1 2 3 1000 1000 4 5 6 7 8\n"
                     "cpu1 10 0 0 0 0 0 0 0 0 0\ncpu2 500 0 0 0 0 0 0 0 0 0\nintr 1\n")
-    assert busy_cpu_seconds(stat, {0, 1}) == pytest.approx((1 + 2 + 3 + 4 + 5 + 6 + 10) / CLOCK_TICKS)
+    assert busy_cpu_seconds(stat, {0, 1}) == pytest.approx(
+        (1 + 2 + 3 + 4 + 5 + 6 + 10) / CLOCK_TICKS)
     assert busy_cpu_seconds(tmp_path / "missing", {0}) is None
 
 
-@pytest.mark.parametrize(("others", "threads"), [(0.0, 2), (0.45, 2), (0.55, 1), (0.67, 1), (1.0, 1), (2.0, 1)])
+@pytest.mark.parametrize(("others", "threads"),
+                         [(0.0, 2), (0.45, 2), (0.55, 1), (0.67, 1), (1.0, 1), (2.0, 1)])
 def test_the_governor_gives_torch_the_cpus_other_work_leaves_free(
         tmp_path: Path, two_cpus: set[int], others: float, threads: int) -> None:
     machine = FakeMachine(tmp_path / "stat", two_cpus)
@@ -78,7 +82,8 @@ def test_the_governor_gives_torch_the_cpus_other_work_leaves_free(
     assert governor.poll() == threads == torch.get_num_threads()
 
 
-def test_the_governor_steps_down_under_load_and_back_when_it_ends(tmp_path: Path, two_cpus: set[int]) -> None:
+def test_the_governor_steps_down_under_load_and_back_when_it_ends(
+        tmp_path: Path, two_cpus: set[int]) -> None:
     machine = FakeMachine(tmp_path / "stat", two_cpus)
     governor = governed(machine, max_threads=2)
     governor.poll()
@@ -93,7 +98,8 @@ def test_the_governor_steps_down_under_load_and_back_when_it_ends(tmp_path: Path
     assert governor.poll() == 2
 
 
-def test_the_governor_never_exceeds_max_threads_nor_drops_below_one(tmp_path: Path, two_cpus: set[int]) -> None:
+def test_the_governor_never_exceeds_max_threads_nor_drops_below_one(
+        tmp_path: Path, two_cpus: set[int]) -> None:
     machine = FakeMachine(tmp_path / "stat", two_cpus)
     one = governed(machine, max_threads=1)
     assert not one.enabled
@@ -105,7 +111,8 @@ def test_the_governor_never_exceeds_max_threads_nor_drops_below_one(tmp_path: Pa
     assert many.poll() == 2
 
 
-def test_a_governor_told_not_to_adapt_keeps_its_threads_under_load(tmp_path: Path, two_cpus: set[int]) -> None:
+def test_a_governor_told_not_to_adapt_keeps_its_threads_under_load(
+        tmp_path: Path, two_cpus: set[int]) -> None:
     machine = FakeMachine(tmp_path / "stat", two_cpus)
     fixed = governed(machine, max_threads=2, adapt=False)
     fixed.poll()
@@ -113,7 +120,8 @@ def test_a_governor_told_not_to_adapt_keeps_its_threads_under_load(tmp_path: Pat
     assert fixed.poll() == 2 == fixed.threads == torch.get_num_threads()
 
 
-def test_without_proc_stat_the_governor_keeps_its_threads(tmp_path: Path, two_cpus: set[int]) -> None:
+def test_without_proc_stat_the_governor_keeps_its_threads(
+        tmp_path: Path, two_cpus: set[int]) -> None:
     governor = ThreadGovernor(2, stat_path=tmp_path / "no-such-file")
     assert not governor.enabled
     assert governor.poll() == 2
@@ -154,8 +162,10 @@ def test_the_thread_count_does_not_change_sacs_numbers(compile_: bool) -> None:
         agent = SAC(17, 6, SACConfig(compile=compile_), torch.device("cpu"))
         for step in range(4):
             generator = torch.Generator().manual_seed(step)
-            batch = Batch(torch.randn(256, 17, generator=generator), torch.rand(256, 6, generator=generator) * 2 - 1,
-                          torch.randn(256, generator=generator), torch.randn(256, 17, generator=generator),
+            batch = Batch(torch.randn(256, 17, generator=generator),
+                          torch.rand(256, 6, generator=generator) * 2 - 1,
+                          torch.randn(256, generator=generator),
+                          torch.randn(256, 17, generator=generator),
                           (torch.rand(256, generator=generator) < 0.1).float())
             torch.manual_seed(100 + step)
             agent.update(batch, log=False)
