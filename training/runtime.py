@@ -73,9 +73,10 @@ class ThreadGovernor:
     A competing single-threaded job shows as ~2/3 of a CPU beside two spinning threads on two
     CPUs (the scheduler shares 3 threads over 2 CPUs), so one job is enough to step down; back at
     one thread it gets its whole CPU and we stay there until it ends. Our thread count does not
-    change our numbers: SAC's parameters after 200 HalfCheetah updates at 1 and 2 threads are
-    bitwise equal (tests/training/test_runtime.py). With `adapt` False, without /proc/stat (not
-    Linux) or with `max_threads` 1 it keeps `max_threads`, as configure_torch set it.
+    change our numbers: SAC's parameters at HalfCheetah's sizes are bitwise equal whether the
+    count stays at 2 or changes between updates, eager and compiled
+    (tests/training/test_runtime.py). With `adapt` False, without /proc/stat (not Linux) or with
+    `max_threads` 1 it keeps `max_threads`, as configure_torch set it.
     """
 
     def __init__(self, max_threads: int, adapt: bool = True, interval_s: float = 1.0,
