@@ -173,8 +173,7 @@ def sac_after_updates(compile_: bool, threads_per_update: list[int]) -> torch.Te
 def test_changing_the_thread_count_mid_run_does_not_change_sacs_numbers(compile_: bool) -> None:
     """The governor changes the thread count mid-run: SAC's updates at HalfCheetah's sizes
     (17-dim observations, 6 actions, 256-256, batch 256), eager and compiled (the kernels built at
-    one count and run at another), give the same bits as at a fixed count, so what a run computes
-    does not depend on the load it met."""
-    fixed = sac_after_updates(compile_, [2, 2, 2, 2, 2, 2])
-    assert torch.equal(sac_after_updates(compile_, [2, 2, 1, 1, 2, 1]), fixed)
-    assert torch.equal(sac_after_updates(compile_, [1, 1, 2, 2, 1, 2]), fixed)
+    one count and run at another), give the same bits whatever the count, so what a run computes
+    does not depend on the load it met. The two runs differ in the count at every update."""
+    assert torch.equal(sac_after_updates(compile_, [2, 1, 1, 2, 1, 2]),
+                       sac_after_updates(compile_, [1, 2, 2, 1, 2, 1]))
