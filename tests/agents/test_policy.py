@@ -1,13 +1,17 @@
-"""agents.load_policy: a run directory to a module acting in the env's own bounds; its errors."""
+"""agents.load_policy: a run directory to a module acting in the env's own bounds; its errors.
+agents.evaluation: whole episodes of a fixed policy on an env whose episodes are known."""
 
+import math
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 import yaml
-from gymnasium.wrappers import RescaleAction
+from gymnasium.spaces import Box
+from gymnasium.wrappers import RecordEpisodeStatistics, RescaleAction
 
 from agents import load_policy
 from agents.checkpoint import load_latest
@@ -19,6 +23,7 @@ from tests.agents.conftest import TINY_SAC, _train
 from training.config import load_config, save_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CPU = torch.device("cpu")
 
 
 def training_actor(run: Path, obs_dim: int, act_dim: int,
@@ -128,3 +133,81 @@ def test_an_unknown_policy_family_in_config_yaml_is_a_one_line_run_error(pendulu
     with pytest.raises(RunError, match=r"config.yaml: agent.policy_distribution: family must be "
                                        r"one of normal, laplace, logistic, got 'cauchy'$"):
         load_policy(bad)
+
+
+# ------------------------------------------------- agents.evaluation on an env with known episodes
+
+
+class Countdown(gym.Env):
+    """Episode i lasts LENGTHS[i] steps (ending by termination or, for i = 1, by truncation) and
+    pays the action's first coordinate at every step; the observation is [i, t] in float64."""
+
+    LENGTHS = (3, 2, 4)
+    observation_space = Box(-np.inf, np.inf, (2,), np.float64)
+    action_space = Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self) -> None:
+        self.episode, self.t = -1, 0
+        self.actions: list[np.ndarray] = []
+
+    def reset(self, *, seed: int | None = None,
+              options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.array([self.episode, 0.0]), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        assert self.t < self.LENGTHS[self.episode], "stepped past the episode's end"
+        self.actions.append(action)
+        self.t += 1
+        end = self.t == self.LENGTHS[self.episode]
+        obs = np.array([self.episode, self.t], dtype=np.float64)
+        return obs, float(action[0]), end and self.episode != 1, end and self.episode == 1, {}
+
+    def render(self) -> np.ndarray:
+        return np.zeros((2, 2, 3), np.uint8)
+
+
+class FixedActor:
+    """act(obs, deterministic) -> 0.5 (mode) or -0.5 per state, recording what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[torch.Tensor, bool]] = []
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        self.calls.append((obs, deterministic))
+        return torch.full((obs.shape[0], 1), 0.5 if deterministic else -0.5)
+
+
+class FrameCounter:
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def capture(self, env: gym.Env) -> None:
+        assert env.render().shape == (2, 2, 3)
+        self.frames += 1
+
+
+def test_evaluation_plays_the_mode_action_and_reports_the_episodes_statistics() -> None:
+    """Returns 0.5 L for episodes of L = 3, 2, 4 steps: mean 1.5, population std sqrt(1/6); only
+    the first episode is filmed, one frame after the reset and one per step (3 + 1)."""
+    env, actor, video = RecordEpisodeStatistics(Countdown()), FixedActor(), FrameCounter()
+    metrics = evaluate_deterministic(env, actor, 3, CPU, video)  # type: ignore[arg-type]
+    assert metrics == pytest.approx({"eval/return_mean": 1.5, "eval/return_std": math.sqrt(1 / 6),
+                                     "eval/length_mean": 3.0, "eval/episodes": 3.0})
+    assert video.frames == 3 + 1
+    assert len(actor.calls) == 3 + 2 + 4 and all(deterministic for _, deterministic in actor.calls)
+    obs, _ = actor.calls[4]  # episode 1, step 1: observation [1, 1] as a float32 batch of one
+    assert obs.dtype == torch.float32 and torch.equal(obs, torch.tensor([[1.0, 1.0]]))
+    assert all(a.shape == (1,) and a[0] == np.float32(0.5) for a in env.unwrapped.actions)
+
+
+def test_run_episodes_films_the_first_filmed_episodes_and_returns_each_return_and_length() -> None:
+    env, video = RecordEpisodeStatistics(Countdown()), FrameCounter()
+    act = lambda obs: torch.full((1, 1), -0.25)  # noqa: E731
+    returns, lengths = run_episodes(env, act, 3, CPU, video, filmed=2)
+    assert returns == pytest.approx([-0.75, -0.5, -1.0]) and lengths == [3, 2, 4]
+    assert video.frames == (3 + 1) + (2 + 1)
+    env = RecordEpisodeStatistics(Countdown())
+    returns, lengths = run_episodes(env, lambda obs: torch.zeros(1, 1), 1, CPU, video)  # filmed=0
+    assert video.frames == 7 and lengths == [3]

@@ -53,9 +53,11 @@ def test_complete_episode_mask_keeps_the_steps_whose_episode_ends_in_the_batch()
     assert torch.equal(complete_episode_mask(TERMINATED, TRUNCATED), expected)
 
 
-def test_reward_to_go_rejects_mismatched_shapes() -> None:
-    with pytest.raises(ValueError, match=r"shape mismatch: reward \(4, 3\)"):
-        reward_to_go(REWARD, TERMINATED, TRUNCATED, NEXT_VALUE[:, :2], gamma=0.5)
+def test_reward_to_go_rejects_mismatched_shapes_naming_all_four() -> None:
+    with pytest.raises(ValueError) as error:
+        reward_to_go(REWARD, TERMINATED, TRUNCATED[:3], NEXT_VALUE[:, :2], gamma=0.5)
+    assert str(error.value) == ("shape mismatch: reward (4, 3) vs terminated (4, 3) "
+                                "vs truncated (3, 3) vs next_value (4, 2)")
 
 
 class FirstCoordinate(nn.Module):

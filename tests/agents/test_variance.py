@@ -25,13 +25,19 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+import agents.policy_gradients as policy_gradients
 from agents import variance
 from agents.checkpoint import list_checkpoints, save_checkpoint
 from agents.policy_gradients import (
+    BASELINE_SAMPLES,
     ESTIMATORS,
+    actor_objective,
     actor_surrogate,
     reference_gradient,
+    sac_gradient_figures,
     sac_gradient_metrics,
+    soft_value_baseline,
+    summarize,
 )
 from agents.reinforce import ReinforceConfig, ReinforceLearner, policy_surrogate
 from agents.sac import SACConfig, SACLearner, actor_loss
@@ -253,6 +259,109 @@ def test_sac_gradient_metrics_cover_the_three_estimators() -> None:
                             for m in ("var_trace", "norm_mean", "cosine", "snr")}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert metrics["grad/pathwise_cosine"] > metrics["grad/score_function_cosine"]
+
+
+def test_the_objective_uses_the_smaller_q_of_the_ensemble_and_subtracts_alpha_log_pi() -> None:
+    """Clipped double-Q: min(1, 5) - 0.3 * 0.5 = 0.85 and min(3, 2) - 0.3 * (-1) = 2.3."""
+
+    class TwoCritics(nn.Module):
+        def forward(self, obs: Tensor, action: Tensor, detach_params: bool = False) -> Tensor:
+            return torch.tensor([[1.0, 3.0], [5.0, 2.0]])  # (E, B)
+
+    log_prob = torch.tensor([0.5, -1.0])
+    objective = actor_objective(TwoCritics(), states(2), torch.zeros(2, ACT_DIM), log_prob, ALPHA)
+    torch.testing.assert_close(objective, torch.tensor([0.85, 2.3]))
+
+
+def test_the_objective_differentiates_q_through_the_action_only() -> None:
+    torch.manual_seed(0)
+    critic = EnsembleQ(OBS_DIM, ACT_DIM, [16])
+    action = torch.randn(BATCH, ACT_DIM, requires_grad=True)
+    actor_objective(critic, states(), action, torch.zeros(BATCH), ALPHA).sum().backward()
+    assert action.grad is not None and bool(action.grad.abs().sum() > 0)
+    assert all(p.grad is None for p in critic.parameters())  # no critic weight gradients computed
+
+
+def test_the_soft_value_baseline_is_the_closed_form_soft_value_within_its_standard_error() -> None:
+    """b(s) estimates V(s) = E_a[Q - alpha log pi] = -1/2 (||d||^2 + sum sigma^2) + alpha H, with
+    per-draw variance sum_i d_i^2 sigma_i^2 + (alpha - sigma_i^2)^2 / 2 (module docstring's
+    problem; f_i = const - d_i sigma_i eps_i + (alpha - sigma_i^2) eps_i^2 / 2)."""
+    torch.manual_seed(0)
+    policy, critic, obs = LinearGaussianPolicy(), QuadraticCritic(), states()
+    draws = 4000
+    baseline = soft_value_baseline(policy(obs), critic, obs, ALPHA, draws)
+    assert baseline.shape == (BATCH,) and not baseline.requires_grad
+    with torch.no_grad():
+        d = obs @ (policy.weight - critic.gain).T + policy.bias  # (B, A)
+        sigma = policy.log_std.exp()  # (A,)
+        entropy = (0.5 * math.log(2 * math.pi * math.e) + policy.log_std).sum()
+        value = -0.5 * (d.pow(2).sum(1) + sigma.pow(2).sum()) + ALPHA * entropy  # (B, A) -> (B,)
+        var = (d.pow(2) * sigma.pow(2) + (ALPHA - sigma.pow(2)).pow(2) / 2).sum(1)  # (B, A) -> (B,)
+    z = (baseline - value) / (var / draws).sqrt()
+    assert z.abs().max() < K_SE, z
+
+
+class RecordingPolicy(LinearGaussianPolicy):
+    """LinearGaussianPolicy that records the sample shape of every rsample_and_log_prob call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.draws: list[tuple[int, ...]] = []
+
+    def forward(self, obs: Tensor) -> IdentitySquashedNormal:
+        dist = super().forward(obs)
+        draw = dist.rsample_and_log_prob
+
+        def recorded(sample_shape: tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
+            self.draws.append(tuple(sample_shape))
+            return draw(sample_shape)
+
+        dist.rsample_and_log_prob = recorded  # type: ignore[method-assign]
+        return dist
+
+
+@pytest.mark.parametrize(("chunk", "draws_per_chunk"), [(48, 5), (4, 1)])
+def test_the_reference_is_taken_in_the_fewest_equal_chunks_within_the_chunk_size(
+        chunk: int, draws_per_chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 draws at 8 states: at most 48 pairs a chunk -> 4 chunks of 5 draws (6 does not divide
+    20); at most 4 pairs -> one draw (8 pairs) a chunk. The mean is still the closed form."""
+    monkeypatch.setattr(policy_gradients, "REFERENCE_CHUNK", chunk)
+    torch.manual_seed(0)
+    policy, critic, obs = RecordingPolicy(), QuadraticCritic(), states()
+    reference = reference_gradient(policy, critic, obs, ALPHA, 20)
+    assert policy.draws == [(draws_per_chunk,)] * (20 // draws_per_chunk)
+    std_err = (closed_form_pathwise_var(policy, critic, obs) / 20).sqrt()
+    z = (reference - closed_form_gradient(policy, critic, obs)) / std_err
+    assert z.abs().max() < K_SE, z
+
+
+def test_summarize_reports_the_hand_computed_figures() -> None:
+    """Estimates (3, 0), (0, 4), (3, 4): norms 3, 4, 5; column variances 3 and 16/3; mean
+    (2, 8/3) of norm 10/3; cosines to (1, 0) of 1, 0, 3/5."""
+    samples = torch.tensor([[3.0, 0.0], [0.0, 4.0], [3.0, 4.0]])
+    figures = summarize(samples, torch.tensor([1.0, 0.0]))
+    assert figures == pytest.approx({"grad_var_trace": 25 / 3, "grad_norm_mean": 4.0,
+                                     "cosine_to_reference": 1.6 / 3,
+                                     "snr": (10 / 3) / math.sqrt(25 / 3)})
+
+
+def test_the_figures_share_one_baseline_draw_across_repeats_and_use_the_reference_draws() -> None:
+    """Critic calls: 1 for the reference (4 draws, one chunk), 1 for the shared b(s)
+    (BASELINE_SAMPLES draws), then one per estimator and repeat: 1 + 1 + 3 * 3."""
+    torch.manual_seed(0)
+    policy, critic = RecordingPolicy(), QuadraticCritic()
+    figures = sac_gradient_figures(policy, critic, states(), ALPHA, repeats=3, reference_draws=4)
+    assert list(figures) == list(ESTIMATORS)
+    assert policy.draws[:2] == [(4,), (BASELINE_SAMPLES,)]
+    assert len(critic.action_requires_grad) == 1 + 1 + 3 * 3
+
+
+def test_an_unknown_estimator_is_a_one_line_error() -> None:
+    policy, critic = LinearGaussianPolicy(), QuadraticCritic()
+    with pytest.raises(ValueError) as error:
+        actor_surrogate("reinforce", policy, critic, states(), ALPHA)
+    assert str(error.value) == ("estimator must be one of pathwise, score_function, "
+                                "score_function_baseline; got 'reinforce'")
 
 
 # --------------------------------------------------------------------------------- the command line

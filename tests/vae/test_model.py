@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Categorical, ContinuousBernoulli, Normal, kl_divergence
+import torch.nn.functional as F
+from torch.distributions import Categorical, ContinuousBernoulli, Normal, kl_divergence, normal
 
+from estimators.flows import CouplingFlow, PlanarFlow
 from vae.config import ModelConfig
-from vae.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN, VAE, CategoricalLatent
+from vae.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN, VAE, CategoricalLatent, FlowLatent
 from vae.objectives import elbo_objective, evaluation_bounds
 
 DATA_DIM = 6
@@ -206,3 +208,89 @@ def test_flow_posterior_pathwise_gradient_reaches_the_flow_and_score_function_is
         elbo_objective(model, x, "score_function", 4, temperature=1.0, baseline=None)
     with pytest.raises(ValueError, match="posterior: flow needs latent: gaussian"):
         ModelConfig(latent="categorical", posterior="flow")
+
+
+@pytest.mark.parametrize(("flow", "kind"), [("planar", PlanarFlow), ("coupling", CouplingFlow)])
+def test_the_configured_flow_is_built_and_its_parameters_belong_to_the_posterior(
+        flow: str, kind: type) -> None:
+    model, _ = tiny_vae(posterior="flow", flow=flow, flow_steps=2, flow_context=3)
+    assert isinstance(model.latent, FlowLatent) and isinstance(model.latent.flow, kind)
+    assert model.latent.num_params == 2 * 2 + 3  # base mu, log sigma and the context
+    expected = [*model.encoder.parameters(), *model.latent.flow.parameters()]
+    assert [id(p) for p in model.posterior_parameters()] == [id(p) for p in expected]
+    gaussian, _ = tiny_vae()
+    encoder = [id(p) for p in gaussian.encoder.parameters()]
+    assert [id(p) for p in gaussian.posterior_parameters()] == encoder
+
+
+def test_the_decoder_mirrors_the_encoders_hidden_sizes() -> None:
+    model = VAE(DATA_DIM, ModelConfig(latent_dim=2, hidden_sizes=[8, 4]))
+
+    def widths(net: torch.nn.Module) -> list[tuple[int, int]]:
+        return [(m.in_features, m.out_features) for m in net if isinstance(m, torch.nn.Linear)]
+    assert widths(model.encoder) == [(DATA_DIM, 8), (8, 4), (4, 2 * 2)]  # D -> 8 -> 4 -> 2L
+    assert widths(model.decoder) == [(2, 4), (4, 8), (8, DATA_DIM)]  # L -> 4 -> 8 -> D
+
+
+def test_mean_codes_are_the_posterior_means() -> None:
+    """Gaussian: mu (the first L of 2L encoder outputs, L = 3); categorical: each variable's
+    softmax."""
+    torch.manual_seed(0)
+    model, x = VAE(DATA_DIM, ModelConfig(latent_dim=3, hidden_sizes=[8])), torch.rand(3, DATA_DIM)
+    params = model.encoder(x)  # (B, 6)
+    torch.testing.assert_close(model.latent.mean_code(params), params[:, :3])
+    model, x = tiny_vae(latent="categorical")
+    params = model.encoder(x)
+    probs = torch.softmax(params.view(3, 2, 3), dim=-1).view(3, 6)  # (B, L, C) -> (B, L*C)
+    torch.testing.assert_close(model.latent.mean_code(params), probs)
+
+
+def test_a_flow_mean_code_is_the_draw_at_zero_base_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = tiny_vae(posterior="flow", flow="coupling", flow_steps=2, flow_context=3)
+    with torch.no_grad():  # a coupling flow starts as the identity: move it off
+        for p in model.latent.parameters():
+            p.normal_(0.0, 0.3)
+    latent = model.latent
+    assert isinstance(latent, FlowLatent)
+    params = model.encoder(x)
+    code = latent.mean_code(params)
+    assert not torch.allclose(code, params[:, :2])  # the flow moved mu
+    monkeypatch.setattr(normal, "_standard_normal",
+                        lambda shape, dtype, device: torch.zeros(shape, dtype=dtype))
+    z, _ = latent.rsample_and_log_q(params, 1)  # z = f_x(mu + sigma * 0)
+    torch.testing.assert_close(code, z[0])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"posterior": "flow", "flow_context": 3}])
+def test_gaussian_prior_samples_are_standard_normal(overrides: dict[str, object]) -> None:
+    """4000 draws of z ~ N(0, I): each coordinate's mean within 4 SE (1 / sqrt(N)) of 0 and its
+    variance within 4 SE (sqrt(2 / N)) of 1."""
+    model, x = tiny_vae(**overrides)
+    z = model.latent.prior_sample(4000, x)
+    assert z.shape == (4000, 2) and z.dtype == x.dtype
+    assert (z.mean(0).abs() < 4 / math.sqrt(4000)).all()
+    assert ((z.var(0) - 1).abs() < 4 * math.sqrt(2 / 4000)).all()
+
+
+def test_categorical_prior_is_uniform_and_normalized() -> None:
+    """log p(c) = -L log C for every code (sums to 1 over the C^L codes); prior samples pick each
+    category with frequency 1/C within 4 binomial SE."""
+    model, x = tiny_vae(latent="categorical")
+    latent = model.latent
+    assert isinstance(latent, CategoricalLatent)
+    pairs = torch.cartesian_prod(torch.arange(3), torch.arange(3))  # the 9 codes (c_1, c_2)
+    codes = torch.eye(3)[pairs].flatten(-2)  # (9, 2, 3) -> (9, 6) one-hot
+    log_prior = latent.log_prior(codes[None])  # (1, 9)
+    torch.testing.assert_close(log_prior, torch.full((1, 9), -2 * math.log(3)))
+    torch.testing.assert_close(log_prior.exp().sum(), torch.tensor(1.0))
+    frequency = latent.prior_sample(3000, x).view(3000, 2, 3).mean(0)  # (N, L, C) -> (L, C)
+    assert ((frequency - 1 / 3).abs() < 4 * math.sqrt(2 / 9 / 3000)).all(), frequency
+
+
+def test_the_bernoulli_likelihood_is_the_pixel_cross_entropy() -> None:
+    """log p(x|z) = sum_d x_d log sigmoid(l_d) + (1 - x_d) log sigmoid(-l_d), l = decoder(z)."""
+    model, x = tiny_vae(likelihood="bernoulli")
+    z = torch.randn(4, 3, 2)  # (K, B, L)
+    logits = model.decoder(z)  # (K, B, D)
+    hand = (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1)  # -> (K, B)
+    torch.testing.assert_close(model.log_likelihood(x, z), hand)

@@ -14,6 +14,7 @@ from functools import partial
 import pytest
 import torch
 from torch import Tensor
+from torch.distributions import ContinuousBernoulli, Normal, kl_divergence
 
 from estimators.gradients import EMABaseline
 from estimators.variance import GradientStats, gradient_samples, gradient_stats
@@ -123,5 +124,90 @@ def test_decoder_gradient_is_the_ordinary_one_under_both_estimators() -> None:
 
 def test_unknown_estimator_is_rejected() -> None:
     model, x = tiny_vae("gaussian")
-    with pytest.raises(ValueError, match="estimator must be one of"):
+    with pytest.raises(ValueError) as error:
         elbo_objective(model, x, "reinforce", 2, 1.0, None)  # type: ignore[arg-type]
+    message = "estimator must be one of ('pathwise', 'score_function'), got 'reinforce'"
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("baseline", ["leave_one_out", "ema", None])
+def test_score_function_encoder_gradient_is_the_hand_computed_centred_score(
+        baseline: str | None) -> None:
+    """On the drawn z (K = 3): grad mean_kb[(log p(x|z_kb) - c_kb) log q(z_kb|x)] - grad mean_b KL,
+    with c the mean of the other two samples of the same image, the EMA's value 40, or 0; log q and
+    the KL from torch.distributions."""
+    model, x = tiny_vae("gaussian")
+    ema = EMABaseline(0.9)
+    ema.update(torch.tensor([40.0]))
+    encoder = list(model.encoder.parameters())
+    torch.manual_seed(5)
+    chosen = ema if baseline == "ema" else baseline
+    objective, info = elbo_objective(model, x, "score_function", 3, 1.0, chosen)  # type: ignore
+    ours = torch.autograd.grad(objective, encoder)
+    torch.manual_seed(5)
+    params = model.encoder(x)
+    z = model.latent.exact_sample(params, 3)  # (K, B, L), the same draw
+    q = model.latent.posterior(params)  # type: ignore[union-attr]
+    mu, sigma = q.loc, q.scale
+    with torch.no_grad():
+        log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)  # (K, B)
+    torch.testing.assert_close(info["log_lik"], log_lik)
+    centres = {"leave_one_out": (log_lik.sum(0) - log_lik) / 2, "ema": 40.0, None: 0.0}  # (K, B)
+    log_q = Normal(mu, sigma).log_prob(z).sum(-1)  # (K, B, L) -> (K, B)
+    kl = kl_divergence(Normal(mu, sigma), Normal(0.0, 1.0)).sum(-1)  # (B, L) -> (B,)
+    hand = torch.autograd.grad(((log_lik - centres[baseline]) * log_q).mean() - kl.mean(), encoder)
+    for a, b in zip(ours, hand, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("estimator", ["pathwise", "score_function"])
+def test_the_reported_figures_are_batch_means_of_log_p_x_given_z_and_the_kl(
+        estimator: Estimator) -> None:
+    model, x = tiny_vae("gaussian")
+    objective, info = elbo_objective(model, x, estimator, 3, 1.0, None)
+    log_lik = info["log_lik"]
+    assert log_lik.shape == (3, 4) and not log_lik.requires_grad
+    kl = model.latent.kl(model.encoder(x)).detach()  # (B,)
+    torch.testing.assert_close(info["kl"], kl.mean())
+    torch.testing.assert_close(info["recon_nll"], -log_lik.mean())
+    torch.testing.assert_close(info["elbo"], log_lik.mean() - kl.mean())
+    if estimator == "pathwise":  # the pathwise surrogate's value is the estimate itself
+        torch.testing.assert_close(objective.detach(), info["elbo"])
+
+
+def test_a_flow_posterior_elbo_subtracts_the_one_draw_kl_log_q_minus_log_p() -> None:
+    """Coupling flow (exactly invertible): log q of the drawn z by torch's inverse."""
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=2, hidden_sizes=[8], posterior="flow", flow="coupling",
+                         flow_steps=2, flow_context=3)
+    model, x = VAE(5, config), torch.rand(4, 5)
+    with torch.no_grad():  # a coupling flow starts as the identity: move it off
+        for p in model.latent.parameters():
+            p.normal_(0.0, 0.3)
+    torch.manual_seed(6)
+    objective, info = elbo_objective(model, x, "pathwise", 3, 1.0, None)
+    torch.manual_seed(6)
+    with torch.no_grad():
+        q = model.latent.posterior(model.encoder(x))  # type: ignore[union-attr]
+        z = q.sample((3,))  # the same base noise through the same steps
+        kl = q.log_prob(z) - Normal(0.0, 1.0).log_prob(z).sum(-1)  # (K, B)
+        log_lik = ContinuousBernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)  # (K, B)
+    torch.testing.assert_close(info["kl"], kl.mean())
+    torch.testing.assert_close(info["elbo"], (log_lik - kl).mean())
+    torch.testing.assert_close(objective.detach(), (log_lik - kl).mean())
+
+
+def test_categorical_pathwise_codes_are_relaxed_at_the_given_temperature() -> None:
+    model, x = tiny_vae("categorical")
+    params = model.encoder(x)
+    torch.manual_seed(7)
+    _, info = elbo_objective(model, x, "pathwise", 2, 0.3, None)
+    draws = {}
+    for temperature in (0.3, 1.0):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            codes = model.latent.relaxed_sample(params, 2, temperature)  # (K, B, L*C)
+            draws[temperature] = model.log_likelihood(x, codes)
+    torch.testing.assert_close(info["log_lik"], draws[0.3])
+    assert not torch.allclose(draws[0.3], draws[1.0])
+    torch.testing.assert_close(info["kl"], model.latent.kl(params).detach().mean())
