@@ -186,3 +186,15 @@ def test_a_checkpoint_written_on_cuda_resumes_on_the_cpu_and_back(tmp_path: Path
     steps = [json.loads(line)["global_step"]
              for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 600
+
+
+def test_the_checkpointed_rng_state_restores_cuda_draws() -> None:
+    """training.loop.rng_state keeps every GPU's generator; set_rng_state puts it back, so a
+    resumed run on the GPU draws the noise an uninterrupted one would."""
+    from training.loop import rng_state, set_rng_state
+
+    state = rng_state()
+    assert len(state["cuda"]) == torch.cuda.device_count()
+    first = torch.randn(4, device=GPU)
+    set_rng_state(state)
+    assert torch.equal(torch.randn(4, device=GPU), first)

@@ -142,8 +142,9 @@ def test_a_nan_in_a_vae_run_fails_it_and_summary_json_stays_json(
 # ---------------------------------------------------------------- W&B
 
 
-def wandb_records(run_dir: Path) -> Iterator[Any]:
-    """The protobuf records of the one offline W&B run under run_dir/wandb.
+def wandb_records(run_dir: Path, pattern: str = "wandb/offline-run-*/run-*.wandb",
+                  ) -> Iterator[Any]:
+    """The protobuf records of the one offline W&B run file matching `pattern` under run_dir.
 
     A .wandb file is a LevelDB-style log (wandb/sdk/internal/datastore in wandb < 0.20; later
     versions read it in Go only): a 7-byte header (":W&B", magic, version), then 32 KiB blocks
@@ -152,7 +153,7 @@ def wandb_records(run_dir: Path) -> Iterator[Any]:
     """
     from wandb.proto import wandb_internal_pb2
 
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    (path,) = run_dir.glob(pattern)
     data = path.read_bytes()
     assert data[:4] == b":W&B"
     block, pos, record = 32768, 7, b""
@@ -171,13 +172,14 @@ def wandb_records(run_dir: Path) -> Iterator[Any]:
             yield parsed
 
 
-def finished_wandb_records(run_dir: Path, timeout_s: float = 60.0) -> list[Any]:
+def finished_wandb_records(run_dir: Path, pattern: str = "wandb/offline-run-*/run-*.wandb",
+                           timeout_s: float = 60.0) -> list[Any]:
     """The records once the run's exit record is in the file. W&B's service process writes the
     file: `finish()` can return before it has flushed (measured: 1 run in 6 read back right
     after finish held only the 7-byte header)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        records = list(wandb_records(run_dir))
+        records = list(wandb_records(run_dir, pattern))
         if (any(r.WhichOneof("record_type") == "exit" for r in records)
                 or time.monotonic() > deadline):
             return records
