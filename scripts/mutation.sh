@@ -18,6 +18,9 @@
 # tree (the score of the tests as they were); a later run with RECHECK=1 copies the working tree
 # over it and reruns only the mutants that survived, keeping the other results. MUTANTS='GLOB ...'
 # restricts a run to the mutants whose names match (mutmut names them module.xǁClassǁmethod__mutmut_N).
+# PYTEST_K='EXPR' (no quotes in it) runs only the tests pytest's -k EXPR selects, e.g. to leave
+# out the compile tests, which take seconds per mutant in a fresh process; say so beside the
+# scores it gives.
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -f "$1" || "$1" != *.py ]]; then
@@ -55,13 +58,15 @@ print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["setuptools"][
 EOF
 )
 quoted() { printf '"%s", ' "$@"; }
+k_args=""
+[[ -n "${PYTEST_K:-}" ]] && k_args=", \"-k\", \"$PYTEST_K\""
 cat >> "$work/pyproject.toml" <<EOF
 
 [tool.mutmut]
 source_paths = [$(quoted $packages)]
 also_copy = ["configs/", "train.py", "benchmarks/", "docs/"]
 only_mutate = ["$module"]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly"$k_args]
 pytest_add_cli_args_test_selection = [$(quoted "${tests[@]}")]
 process_isolation = "forkserver"
 # the machine is shared: a mutant counts as a timeout only past 50x its tests' clean time

@@ -391,6 +391,16 @@ def test_update_logs_namespaced_floats_only_when_asked() -> None:
     assert agent.alpha.item() != 1.0  # tuned
 
 
+@pytest.mark.parametrize("backprop", ["explicit", "autograd"])
+def test_an_update_labels_its_phases_for_the_profiler(backprop: str) -> None:
+    """benchmarks/sac_throughput.py times the phases by these record_function names."""
+    agent = SAC(3, 1, SACConfig(backprop=backprop, **TINY), CPU)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        agent.update(random_batch(), log=False)
+    labels = {event.key for event in prof.key_averages() if event.key.startswith("sac/")}
+    assert labels == {"sac/critic_update", "sac/actor_update", "sac/target_update"}
+
+
 def test_fixed_alpha_stays_at_init_alpha() -> None:
     torch.manual_seed(0)
     agent = SAC(3, 1, SACConfig(autotune_alpha=False, init_alpha=0.2, **TINY), CPU)

@@ -54,6 +54,7 @@ def test_the_dry_run_prints_the_install_the_tests_and_the_benchmark(tmp_path: Pa
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
+@pytest.mark.slow  # the throughput benchmark of test_sac_throughput.py again, about 1.5 min
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the script runs its full check")
 def test_without_a_gpu_it_runs_the_cpu_parts_briefly(tmp_path: Path) -> None:
     result = run(tmp_path, wheels=tmp_path / "no-wheels")

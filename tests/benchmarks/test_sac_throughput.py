@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a speed run: six train.py / SB3 processes, about 1.5 min
 def test_throughput_benchmark_reports_the_rates_their_ratio_the_phases_and_the_flops(
     tmp_path: Path
 ) -> None:

@@ -46,12 +46,22 @@ def make_sweep(out: Path) -> None:
     (out / "sweep.yaml").write_text("name: test\nruns: [x.yaml]\n")
 
 
+@pytest.fixture(autouse=True)
+def fewer_bootstrap_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fewer bootstrap draws than a study's: the tests compare with rliable at the report's
+    count, or do not look at the intervals."""
+    monkeypatch.setattr(report_module, "REPS", 2000)
+    monkeypatch.setattr(report_module, "CURVE_REPS", 500)
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("report")
     make_sweep(out)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(report_module, "read_references", lambda path=None: REFERENCES)
+        patch.setattr(report_module, "REPS", 2000)
+        patch.setattr(report_module, "CURVE_REPS", 500)
         assert sweep_cli.main(["--report", str(out), "--json", str(out / "copy.json")]) == 0
     return out, json.loads((out / "report.json").read_text())
 
