@@ -17,9 +17,12 @@ from torch.distributions import Distribution
 
 import agents.sac as sac
 from agents.buffer import Batch
+from agents.policy_gradients import sac_gradient_metrics
 from agents.sac import SAC, SACConfig, SACLearner, actor_loss, alpha_loss, critic_loss
 from envs import EnvConfig, make_vector_env
+from estimators.diagnostics import DIAGNOSTIC_SEED_OFFSET
 from estimators.distributions import LOCATION_SCALE_FAMILIES
+from estimators.variance import seeded_rng
 from policies.actor import TanhSquashedActor
 from policies.critic import EnsembleQ
 
@@ -169,14 +172,14 @@ def test_fast_update_matches_the_plain_reference_step(family: str) -> None:
     assert fast.log_alpha.item() != 0.0  # alpha moved, so its update was compared too
 
 
-def run_updates(config: SACConfig, steps: int = 3,
-                log: bool = True) -> tuple[SAC, list[dict[str, float]]]:
+def run_updates(config: SACConfig, steps: int = 3, log: bool = True,
+                act_dim: int = 2) -> tuple[SAC, list[dict[str, float]]]:
     """A SAC (seeded init) after `steps` updates on seeded random batches, and what each logged."""
     torch.manual_seed(0)
-    agent = SAC(3, 2, config, CPU)
+    agent = SAC(3, act_dim, config, CPU)
     logged = []
     for step in range(steps):
-        batch = random_batch(act_dim=2)
+        batch = random_batch(act_dim=act_dim)
         torch.manual_seed(100 + step)  # the same noise draws for every configuration
         logged.append(agent.update(batch, log=log))
     return agent, logged
@@ -190,15 +193,20 @@ def assert_same_agents(got: SAC, want: SAC) -> None:
     torch.testing.assert_close(got.log_alpha, want.log_alpha)
 
 
-@pytest.mark.parametrize(("autotune_alpha", "family"), [(True, "normal"), (False, "normal"),
-                                                        (True, "laplace"), (True, "logistic")])
+@pytest.mark.parametrize(("autotune_alpha", "family", "act_dim"), [
+    (True, "normal", 2), (False, "normal", 2), (True, "laplace", 2), (True, "logistic", 2),
+    (True, "normal", 3)])
 def test_explicit_gradients_equal_autograd_on_the_loss_functions(autotune_alpha: bool,
-                                                                 family: str) -> None:
+                                                                 family: str, act_dim: int) -> None:
     """backprop: explicit (hand-written backward passes) takes the same steps and logs the same
-    figures as backprop: autograd (torch.autograd on critic_loss, actor_loss, alpha_loss)."""
+    figures as backprop: autograd (torch.autograd on critic_loss, actor_loss, alpha_loss).
+    With 3 action dims the policy's (B, 2A) output is one that splitting into 3 chunks instead
+    of 2 would cut elsewhere (for A = 1, 2 the second chunk is the same)."""
     config = {"lr": 1e-2, "autotune_alpha": autotune_alpha, "policy_distribution": family, **TINY}
-    explicit, explicit_logs = run_updates(SACConfig(backprop="explicit", **config))
-    autograd, autograd_logs = run_updates(SACConfig(backprop="autograd", **config))
+    explicit, explicit_logs = run_updates(SACConfig(backprop="explicit", **config),
+                                          act_dim=act_dim)
+    autograd, autograd_logs = run_updates(SACConfig(backprop="autograd", **config),
+                                          act_dim=act_dim)
     assert_same_agents(explicit, autograd)
     for got, want in zip(explicit_logs, autograd_logs, strict=True):
         assert got.keys() == want.keys()
@@ -341,7 +349,8 @@ def test_a_network_the_explicit_path_cannot_differentiate_falls_back_to_autograd
     monkeypatch.setattr(sac, "TanhSquashedActor", TanhActor)
     with pytest.warns(RuntimeWarning,
                       match=r"backprop: explicit cannot differentiate this network \(an MLP of "
-                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"):
+                            r"Linear -> Tanh -> Linear -> Tanh -> Linear, not Linear with ReLU"
+                            r".*\); using autograd on the loss functions$"):
         agent = SAC(3, 2, SACConfig(**TINY), CPU)
     assert not agent.explicit
     agent.update(random_batch(act_dim=2), log=False)  # trains, through autograd on the losses
@@ -399,6 +408,81 @@ def test_an_update_labels_its_phases_for_the_profiler(backprop: str) -> None:
         agent.update(random_batch(), log=False)
     labels = {event.key for event in prof.key_averages() if event.key.startswith("sac/")}
     assert labels == {"sac/critic_update", "sac/actor_update", "sac/target_update"}
+
+
+def test_gradient_diagnostics_measure_the_updates_policy_on_a_private_rng_and_leave_training_alone(
+) -> None:
+    """With grad_variance_every 2, the second update logs sac_gradient_metrics of the actor and
+    critics it starts from, at its batch's states and alpha, drawn on the RNG seeded from
+    (seed, update); the first logs none; both leave the parameters as a run without them."""
+    batches = [random_batch(), random_batch()]
+    torch.manual_seed(0)
+    agent = SAC(3, 1, SACConfig(**TINY), CPU, grad_variance_every=2, seed=5)
+    torch.manual_seed(0)
+    plain = SAC(3, 1, SACConfig(**TINY), CPU)
+    torch.manual_seed(1)
+    assert not any(key.startswith("grad/") for key in agent.update(batches[0], log=True))
+    before = copy.deepcopy(agent)
+    torch.manual_seed(2)
+    logged = agent.update(batches[1], log=True)
+    with seeded_rng(5 * DIAGNOSTIC_SEED_OFFSET + 2, CPU):
+        expected = sac_gradient_metrics(before.actor, before.critic, batches[1].obs, before.alpha)
+    assert {key: v for key, v in logged.items() if key.startswith("grad/")} == expected
+    for seed, batch in zip((1, 2), batches, strict=True):
+        torch.manual_seed(seed)
+        plain.update(batch, log=True)
+    assert_same_agents(agent, plain)
+
+
+@pytest.mark.parametrize("autotune_alpha", [True, False])
+def test_the_logged_figures_are_those_of_the_losses_the_update_minimizes(
+        autotune_alpha: bool) -> None:
+    """One autograd update, replayed by hand with the same noise: the critic loss at the
+    starting parameters, then the actor (and alpha) losses against the stepped critics, all at
+    the starting alpha. The logged figures are those losses, -mean log pi of the actor's draw,
+    the critics' mean Q on the batch, and the mean log of the policy's scale."""
+    config = SACConfig(backprop="autograd", autotune_alpha=autotune_alpha, init_alpha=0.3, **TINY)
+    torch.manual_seed(0)
+    agent, batch = SAC(3, 1, config, CPU), random_batch()
+    twin = copy.deepcopy(agent)
+    torch.manual_seed(1)
+    logged = agent.update(batch, log=True)
+
+    torch.manual_seed(1)
+    alpha = twin.alpha
+    loss_q, info_q = critic_loss(twin.critic, twin.target_critic, twin.actor, batch, alpha,
+                                 config.gamma)
+    twin.critic_optimizer.zero_grad()
+    loss_q.backward()
+    twin.critic_optimizer.step()
+    loss_pi, info_pi = actor_loss(twin.actor, twin.critic, batch.obs, alpha)
+    expected = {"loss/critic": loss_q.item(), "loss/actor": loss_pi.item(),
+                "stats/alpha": 0.3, "stats/entropy": -info_pi["log_prob"].mean().item(),
+                "stats/q_mean": info_q["q"].mean().item(),
+                "stats/log_std_mean": info_pi["scale"].log().mean().item()}
+    if autotune_alpha:
+        expected["loss/alpha"] = alpha_loss(twin.log_alpha, info_pi["log_prob"],
+                                            twin.target_entropy)[0].item()
+    assert logged == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_agent_is_built_as_configured() -> None:
+    """num_critics critics and target critics (the targets never take gradients), the configured
+    target entropy (else -|A|), log_alpha = log init_alpha, the lr of both optimizers, and
+    log_alpha stepped with the actor only when alpha is tuned."""
+    config = SACConfig(num_critics=3, target_entropy=-0.5, init_alpha=0.25, lr=2e-3, **TINY)
+    agent = SAC(3, 2, config, CPU)
+    obs, action = torch.randn(5, 3), torch.rand(5, 2) * 2 - 1
+    assert agent.critic(obs, action).shape == agent.target_critic(obs, action).shape == (3, 5)
+    assert not any(p.requires_grad for p in agent.target_critic.parameters())
+    assert agent.target_entropy == -0.5
+    assert agent.log_alpha.item() == pytest.approx(math.log(0.25)) and agent.log_alpha.requires_grad
+    for optimizer in (agent.critic_optimizer, agent.policy_optimizer):
+        assert [group["lr"] for group in optimizer.param_groups] == [2e-3]
+    assert any(p is agent.log_alpha for p in agent.policy_optimizer.param_groups[0]["params"])
+    fixed = SAC(3, 2, SACConfig(autotune_alpha=False, **TINY), CPU)
+    assert fixed.target_entropy == -2.0 and not fixed.log_alpha.requires_grad
+    assert not any(p is fixed.log_alpha for p in fixed.policy_optimizer.param_groups[0]["params"])
 
 
 def test_fixed_alpha_stays_at_init_alpha() -> None:

@@ -55,14 +55,14 @@ class CountingLearner:
     that reaches `step` and may replace the metrics, raise, or send a signal."""
 
     def __init__(self, steps_per_advance: int = 1, script: Script | None = None,
-                 eval_script: Script | None = None) -> None:
+                 eval_script: Script | None = None, advance_s: float = 0.0) -> None:
         self.step, self.steps_per_advance = 0, steps_per_advance
         self.script, self.eval_script = script or {}, eval_script or {}
         self.weight = torch.zeros(2)
         self.advances: list[tuple[int, bool]] = []  # (step reached, log)
         self.evaluations: list[int] = []
         self.closed = 0
-        self.advance_s = 0.0  # each advance sleeps this long
+        self.advance_s = advance_s  # each advance sleeps this long
         self.spans: list[tuple[float, float]] = []  # each advance's perf_counter start and end
 
     def advance(self, log: bool) -> dict[str, float]:
@@ -250,7 +250,7 @@ class MediaLearner(CountingLearner):
     built with a video_dir do."""
 
     def __init__(self, out_dir: Path, script: Script | None = None) -> None:
-        super().__init__(script=script)
+        super().__init__(script=script, advance_s=0.01)
         self.out_dir, self.video = out_dir, None
 
     def evaluate(self) -> dict[str, float]:
@@ -287,13 +287,11 @@ def test_an_offline_wandb_run_and_its_resume_hold_one_run_with_rows_rate_threads
                 "wandb.mode=offline", "wandb.project=loop-spec", "wandb.group=g1",
                 "wandb.tags=[t1, t2]", "wandb.entity=lab")
     first = MediaLearner(tmp_path, script={4: send(signal.SIGTERM)})
-    first.advance_s = 0.01
     calls = [time.perf_counter()]
     assert run(tmp_path, first, *settings) == EXIT_INTERRUPTED
     calls.append(time.perf_counter())
     state, _ = load_latest(tmp_path / "checkpoints")
     second = MediaLearner(tmp_path)
-    second.advance_s = 0.01
     second.load_state_dict(state["learner"])
     calls.append(time.perf_counter())
     assert run(tmp_path, second, *settings, resume=Resume.from_checkpoint(state)) == (
