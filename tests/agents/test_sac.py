@@ -515,6 +515,15 @@ def test_config_range_checks_name_the_field_and_the_allowed_range(field: str, va
         SACConfig(**{field: value})
 
 
+@pytest.mark.parametrize("compile_", [True, False])
+def test_the_gradient_functions_are_compiled_only_when_asked(
+        monkeypatch: pytest.MonkeyPatch, compile_: bool) -> None:
+    compiled: list[str] = []
+    monkeypatch.setattr(sac, "compile_or_eager", lambda fn: compiled.append(fn.__name__) or fn)
+    SAC(3, 1, SACConfig(compile=compile_, **TINY), CPU)
+    assert compiled == (["critic_gradients", "actor_gradients"] if compile_ else [])
+
+
 def test_compile_needs_the_explicit_gradients() -> None:
     with pytest.raises(ValueError, match=r"^compile: true needs backprop: explicit"):
         SACConfig(compile=True, backprop="autograd")
