@@ -87,13 +87,17 @@ def test_smoke_run_writes_every_file_of_the_contract_with_a_real_offline_wandb_r
         (["--config", "configs/nope.yaml"], "config file not found"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(tmp_path: Path, args: list[str],
-                                                               message: str) -> None:
+def test_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(
+        tmp_path: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """train.main in this process (test_resume.py's audited command runs train.py as a process:
+    the same one line and exit 2 there)."""
+    monkeypatch.chdir(REPO)
     out = tmp_path / "run"
-    result = run_cli("--out", str(out), *args, "wandb.mode=disabled")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert train.main(["--out", str(out), *args, "wandb.mode=disabled"]) == 2
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
     assert not out.exists()
 
 

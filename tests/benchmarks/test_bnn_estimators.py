@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # the variance study end to end, about 15 s
 def test_bnn_benchmark_reports_every_variant_and_the_variance_by_batch_size(tmp_path: Path) -> None:
     out, png = tmp_path / "bnn.json", tmp_path / "bnn.png"
     result = subprocess.run(

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a speed run: four gradient paths, two of them compiled, about 20 s
 def test_update_paths_benchmark_times_autograd_explicit_and_compiled(tmp_path: Path) -> None:
     out = tmp_path / "paths.json"
     result = subprocess.run(

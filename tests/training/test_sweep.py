@@ -36,6 +36,13 @@ def start_sweep(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def start_twin(trial: Path, out: Path, *overrides: str) -> subprocess.Popen[str]:
+    """`python train.py` with a trial's config.yaml: the run the trial must equal."""
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), "--config",
+                             str(trial / "config.yaml"), "--out", str(out), *overrides],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def finish(process: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str]:
     _, stderr = process.communicate(timeout=timeout)
     return process.returncode, stderr
@@ -78,13 +85,11 @@ def two_seeds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                          overrides={**TINY, "wandb.mode": "offline"})
     code, stderr = finish(start_sweep("--config", str(config), "--out", str(tmp / "out")))
     assert code == 0, stderr
-    for trial in sorted((tmp / "out" / "trials").iterdir()):
-        twin = tmp / "twins" / trial.name
-        twin_run = subprocess.run([sys.executable, str(REPO / "train.py"),
-                                   "--config", str(trial / "config.yaml"), "--out", str(twin),
-                                   "wandb.mode=disabled"], cwd=REPO,
-                                  capture_output=True, text=True, timeout=600)
-        assert twin_run.returncode == 0, twin_run.stderr
+    twins = [start_twin(trial, tmp / "twins" / trial.name, "wandb.mode=disabled")
+             for trial in sorted((tmp / "out" / "trials").iterdir())]  # both at once: 2 CPUs
+    for twin in twins:
+        code, stderr = finish(twin)
+        assert code == 0, stderr
     yield tmp
 
 
@@ -155,15 +160,14 @@ def test_a_killed_driver_is_finished_by_resume_identically(tmp_path: Path) -> No
     wait_for(lambda: not train_py_pids(str(out)), timeout=60,
              what="the trial to die with the driver")
     assert not (trial / "summary.json").exists() or summary(trial)["status"] == "interrupted"
+    twin = tmp_path / "twin"
+    twin_run = start_twin(trial, twin)  # beside the resumed sweep's one trial: 2 CPUs
     code, stderr = finish(start_sweep("--resume", str(out)))
     assert code == 0, stderr
     s = summary(trial)
     assert s["status"] == "completed" and len(s["resumed_from"]) == 1
-    twin = tmp_path / "twin"
-    twin_run = subprocess.run([sys.executable, str(REPO / "train.py"),
-                               "--config", str(trial / "config.yaml"), "--out", str(twin)],
-                              cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert twin_run.returncode == 0, twin_run.stderr
+    code, stderr = finish(twin_run)
+    assert code == 0, stderr
     assert (trial / "metrics.jsonl").read_bytes() == (twin / "metrics.jsonl").read_bytes()
     assert_identical(learner_state(trial), learner_state(twin))
     # a finished sweep resumed again runs nothing and rewrites the report
