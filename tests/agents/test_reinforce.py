@@ -172,10 +172,47 @@ def test_one_advance_is_one_update_on_rollout_steps_times_num_envs_env_steps() -
     assert any(not torch.equal(p, q)
                for p, q in zip(before, learner.agent.actor.parameters(), strict=True))
     metrics = learner.advance(log=True)
+    assert learner.step == 64 and learner.agent.num_updates == 2
     assert {"loss/actor", "loss/value", "stats/entropy", "stats/log_std_mean", "stats/return_mean",
             "stats/value_explained_variance", "stats/scored_fraction"} <= metrics.keys()
     assert set(learner.evaluate()) == {"eval/return_mean", "eval/return_std", "eval/length_mean",
                                        "eval/episodes"}
+    assert learner.summary() == {"env_id": "Pendulum-v1"}  # summary.json's env_id, for reports
+
+
+def test_an_evaluation_films_its_first_episode_named_by_the_step(tmp_path: Path) -> None:
+    config = ReinforceConfig(hidden_sizes=[16], rollout_steps=16)
+    learner = ReinforceLearner(EnvConfig("Pendulum-v1", 2), config, seed=3, device=CPU,
+                               eval_episodes=1, grad_variance_every=0, video_dir=tmp_path)
+    learner.advance(log=False)
+    learner.evaluate()
+    video = learner.pop_video()
+    assert video == tmp_path / "step_32.mp4" and video.stat().st_size > 0
+    assert learner.pop_video() is None  # handed out once
+    learner.close()
+
+
+@pytest.mark.parametrize("baseline", ["value", "mean", "none"])
+def test_the_agent_is_built_as_configured_and_its_state_round_trips(baseline: str) -> None:
+    """The actor at lr, V (only with the value baseline) at value_lr; state_dict / load_state_dict
+    carry both networks, both optimizers and the update count, and work without a V."""
+    config = ReinforceConfig(hidden_sizes=[8], lr=0.02, value_lr=0.005, baseline=baseline,
+                             whole_episodes=baseline != "value")
+    torch.manual_seed(0)
+    agent = Reinforce(3, 1, config, CPU)
+    assert [g["lr"] for g in agent.actor_optimizer.param_groups] == [0.02]
+    if baseline == "value":
+        assert agent.value is not None and agent.value_optimizer is not None
+        assert [g["lr"] for g in agent.value_optimizer.param_groups] == [0.005]
+    else:
+        assert agent.value is None and agent.value_optimizer is None
+    agent.num_updates = 7
+    state = agent.state_dict()
+    torch.manual_seed(1)
+    other = Reinforce(3, 1, config, CPU)
+    other.load_state_dict(state)
+    assert other.num_updates == 7
+    assert_identical(other.state_dict(), state)
 
 
 def test_a_batch_in_which_no_episode_ends_makes_no_whole_episode_update() -> None:
