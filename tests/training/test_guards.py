@@ -191,6 +191,12 @@ def item_name(item: Any) -> str:
     return item.key or "/".join(item.nested_key)
 
 
+def history(records: list[Any]) -> list[dict[str, Any]]:
+    """The history rows of a run's records, {metric name: value}."""
+    return [{item_name(item): json.loads(item.value_json) for item in r.history.item}
+            for r in records if r.WhichOneof("record_type") == "history"]
+
+
 def test_an_offline_wandb_run_holds_the_metrics_on_the_global_step_axis(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -208,8 +214,7 @@ def test_an_offline_wandb_run_holds_the_metrics_on_the_global_step_axis(
     assert any(m.name == "global_step" for m in metrics)
     assert any(m.glob_name == "*" and m.step_metric == "global_step" for m in metrics)
     # every metrics.jsonl row is a W&B history row with the same values at the same global_step
-    rows = [{item_name(item): json.loads(item.value_json) for item in r.history.item}
-            for r in records if r.WhichOneof("record_type") == "history"]
+    rows = history(records)
     assert all("global_step" in row for row in rows)
     local = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [{k: v for k, v in row.items() if not k.startswith(("_", "time/"))} for row in rows]
@@ -278,8 +283,7 @@ def test_a_run_logs_its_threads_and_steps_down_to_one_under_load(
     with load:
         assert train.main(["--out", str(out), f"total_steps={total}", *TINY_SAC, "threads=2",
                            f"adapt_threads={adapt}", "wandb.mode=offline"]) == 0
-    rows = [{item_name(item): json.loads(item.value_json) for item in r.history.item}
-            for r in finished_wandb_records(out) if r.WhichOneof("record_type") == "history"]
+    rows = history(finished_wandb_records(out))
     threads = [row["time/threads"] for row in rows if "time/threads" in row]
     assert len(threads) == total // 100  # a row per 100 steps
     assert threads[-1] == 1 if adapt == "true" else set(threads) == {2}

@@ -26,7 +26,7 @@ import torch
 from agents.checkpoint import list_checkpoints, load_latest
 from agents.sac import GradientCheckError
 from envs.video import VideoWriter
-from tests.training.test_guards import finished_wandb_records, item_name
+from tests.training.test_guards import finished_wandb_records, history, item_name
 from training import loop
 from training.config import RunConfig, load_config, to_dict
 from training.loop import (
@@ -150,8 +150,8 @@ def set_weight(value: float) -> Callable[[CountingLearner], None]:
     return poison
 
 
-def metrics_of(**values: float) -> Callable[[CountingLearner], dict[str, float]]:
-    return lambda learner: {k.replace("__", "/"): v for k, v in values.items()}
+def metrics_of(metrics: dict[str, float]) -> Callable[[CountingLearner], dict[str, float]]:
+    return lambda learner: metrics
 
 
 def raise_(error: Exception) -> Callable[[CountingLearner], None]:
@@ -272,11 +272,6 @@ class MediaLearner(CountingLearner):
         return [path]
 
 
-def history(records: list[Any]) -> list[dict[str, Any]]:
-    return [{item_name(i): json.loads(i.value_json) for i in r.history.item}
-            for r in records if r.WhichOneof("record_type") == "history"]
-
-
 def test_an_offline_wandb_run_and_its_resume_hold_one_run_with_rows_rate_threads_and_media(
         tmp_path: Path) -> None:
     """Interrupted at step 4 and resumed to 6: two offline W&B files of one run id (the id is in
@@ -348,7 +343,7 @@ def test_check_finite_names_the_metric_its_value_and_the_step(bad: float) -> Non
 
 def test_a_non_finite_logged_metric_fails_the_run_and_keeps_the_last_checkpoint(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    learner = CountingLearner(script={7: metrics_of(train__loss=math.nan)})
+    learner = CountingLearner(script={7: metrics_of({"train/loss": math.nan})})
     assert run(tmp_path, learner, "total_steps=10", "log.every=1", "eval.every=0",
                "checkpoint.every=5") == EXIT_FAILED
     reason = ("training stopped: non-finite train/loss = nan at step 7; the last good "
@@ -364,14 +359,14 @@ def test_a_non_finite_logged_metric_fails_the_run_and_keeps_the_last_checkpoint(
 def test_a_non_finite_metric_in_an_unlogged_advance_is_not_looked_at(tmp_path: Path) -> None:
     """Only logged metrics are checked (the learner computes the others lazily or not at all);
     the parameters are checked at every checkpoint."""
-    learner = CountingLearner(script={3: metrics_of(train__loss=math.nan)})
+    learner = CountingLearner(script={3: metrics_of({"train/loss": math.nan})})
     assert run(tmp_path, learner, "total_steps=4", "log.every=4", "eval.every=0") == (
         EXIT_COMPLETED)
 
 
 def test_a_non_finite_evaluation_fails_the_run_and_stays_out_of_summary_and_checkpoints(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    learner = CountingLearner(eval_script={4: metrics_of(eval__return_mean=math.inf)})
+    learner = CountingLearner(eval_script={4: metrics_of({"eval/return_mean": math.inf})})
     assert run(tmp_path, learner, "total_steps=10", "log.every=1", "eval.every=2",
                "checkpoint.every=3") == EXIT_FAILED
     assert "non-finite eval/return_mean = inf at step 4; the last good checkpoint " \

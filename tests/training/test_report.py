@@ -46,12 +46,15 @@ def make_sweep(out: Path) -> None:
     (out / "sweep.yaml").write_text("name: test\nruns: [x.yaml]\n")
 
 
+FEWER_REPS, FEWER_CURVE_REPS = 2000, 500
+
+
 @pytest.fixture(autouse=True)
 def fewer_bootstrap_draws(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fewer bootstrap draws than a study's: the tests compare with rliable at the report's
     count, or do not look at the intervals."""
-    monkeypatch.setattr(report_module, "REPS", 2000)
-    monkeypatch.setattr(report_module, "CURVE_REPS", 500)
+    monkeypatch.setattr(report_module, "REPS", FEWER_REPS)
+    monkeypatch.setattr(report_module, "CURVE_REPS", FEWER_CURVE_REPS)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +63,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     make_sweep(out)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(report_module, "read_references", lambda path=None: REFERENCES)
-        patch.setattr(report_module, "REPS", 2000)
-        patch.setattr(report_module, "CURVE_REPS", 500)
+        patch.setattr(report_module, "REPS", FEWER_REPS)
+        patch.setattr(report_module, "CURVE_REPS", FEWER_CURVE_REPS)
         assert sweep_cli.main(["--report", str(out), "--json", str(out / "copy.json")]) == 0
     return out, json.loads((out / "report.json").read_text())
 

@@ -3,16 +3,14 @@ offline W&B run as `wandb.Video`s on the global_step axis (read back from the ru
 identical metrics to a run without video, and no W&B Weave banner on the console."""
 
 import hashlib
-import json
-import struct
 from pathlib import Path
 
 import imageio.v2 as imageio
 import pytest
 import wandb
-from wandb.proto import wandb_internal_pb2
 
 import train
+from tests.training.test_guards import history, wandb_records
 from training.config import ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -23,27 +21,8 @@ RUN = ["total_steps=400", "agent.hidden_sizes=[16, 16]",
 
 
 def history_rows(wandb_file: Path) -> list[dict[str, object]]:
-    """The history rows of a `.wandb` transaction log: W&B's LevelDB-style log of protobuf
-    Records (a 7-byte header, then 32 KiB blocks of chunks: crc32, length, type; type 1 is a
-    whole record, 2 / 3 / 4 its first / middle / last piece)."""
-    data, block = wandb_file.read_bytes(), 32 * 1024
-    assert data[:4] == b":W&B"
-    rows, pending, position = [], b"", 7
-    while position + 7 <= len(data):
-        if block - position % block < 7:  # a block's tail too short for a chunk header is padding
-            position += block - position % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        pending += data[position + 7:position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
-    return rows
+    """The history rows of one offline run's `.wandb` file."""
+    return history(list(wandb_records(wandb_file.parent, wandb_file.name)))
 
 
 def test_each_evaluation_films_its_first_episode_into_the_run_and_the_offline_wandb_run(
