@@ -34,6 +34,10 @@ if ! [[ "$budget" =~ ^[1-9][0-9]*$ ]]; then
   echo "error: BUDGET_MINUTES must be a positive integer, got '$budget'" >&2
   exit 2
 fi
+if [[ "${PYTEST_K:-}" == *[\"\\]* ]]; then
+  echo "error: PYTEST_K may not hold a double quote or a backslash, got: $PYTEST_K" >&2
+  exit 2
+fi
 dotted="${module%.py}"
 dotted="${dotted//\//.}"
 
