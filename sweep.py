@@ -1,11 +1,13 @@
 """Many runs:
 `python sweep.py --config configs/sweeps/NAME.yaml [--out DIR] [--address ADDR] [key=value ...]`,
-`python sweep.py --resume DIR [--address ADDR]`, `python sweep.py --report DIR [--json OUT]`.
+`python sweep.py --resume DIR [--address ADDR]`,
+`python sweep.py --report DIR [--json OUT] [report.reps=N ...]`.
 
 Each trial is exactly a `python train.py` run (its resolved config, its run directory under
 DIR/trials/), run in a Ray Tune trial on a private local Ray instance, or on the cluster at
 `--address` (`auto` or host:port). Overrides are dotted keys of the sweep config
-(`seeds=[0,1]`, `overrides.total_steps=5000`). Exit codes as train.py's: 0 every trial
+(`seeds=[0,1]`, `overrides.total_steps=5000`); `--report` takes only `report.*` ones (the
+bootstrap draws of that report). Exit codes as train.py's: 0 every trial
 completed, 1 a trial failed, 2 bad input (one line on stderr, nothing started), 130 interrupted
 (continue with --resume). The layout of DIR is described in training/sweep.py.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from training.sweep import (
     EXIT_BAD_INPUT,
     EXIT_COMPLETED,
+    check_address,
     lock,
     prepare,
     read_sweep,
@@ -46,9 +49,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="with --report: also write report.json here")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="sweep config overrides")
     args = parser.parse_args(argv)
-    if not args.config and (args.out or args.overrides):
-        parser.error("--out and overrides go with --config; "
-                     "--resume and --report take the sweep's own")
+    if args.out and not args.config:
+        parser.error("--out goes with --config; --resume and --report take the sweep's own DIR")
+    if args.resume and args.overrides:
+        parser.error("overrides go with --config (--resume continues the sweep as configured)")
+    if args.report and any(not o.startswith("report.") for o in args.overrides):
+        parser.error("with --report, overrides may set report.* only (e.g. report.reps=1000); "
+                     f"got {' '.join(o for o in args.overrides if not o.startswith('report.'))}")
+    if args.address and args.report:
+        parser.error("--address goes with --config or --resume (--report runs no trials)")
     if args.json and not args.report:
         parser.error("--json goes with --report")
     return args
@@ -57,11 +66,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.address:
+            check_address(args.address)
         if args.report:
             from training.report import write_report
 
-            read_sweep(args.report)
-            write_report(args.report, args.json)
+            sweep = read_sweep(args.report, args.overrides)
+            write_report(args.report, sweep.report, args.json)
             print((args.report / "report.md").read_text())
             return EXIT_COMPLETED
         if args.resume:

@@ -25,11 +25,10 @@ import numpy as np
 import yaml
 
 from training.registry import ALGORITHMS
+from training.sweep_config import ReportConfig
 
 REFERENCE_SCORES = Path(__file__).resolve().parent / "reference_scores.yaml"
 CI_SIZE = 0.95
-REPS = 10_000        # bootstrap replications of the final-score intervals
-CURVE_REPS = 2_000   # ... of the sample-efficiency curves and the performance profile
 SEED = 0             # the bootstrap's random state: the same report twice
 
 
@@ -137,10 +136,11 @@ def _bootstrap(
         np.random.set_state(outside)
 
 
-def group_stats(returns: list[float]) -> dict[str, Any]:
-    """mean, std, median, IQM and its CI of one (variant, task)'s final scores."""
+def group_stats(returns: list[float], reps: int) -> dict[str, Any]:
+    """mean, std, median, IQM and its CI (`reps` bootstrap draws) of one (variant, task)'s final
+    scores."""
     x = np.asarray(returns, dtype=np.float64)
-    (point,), ci = interval(x[:, None], _iqm, REPS)
+    (point,), ci = interval(x[:, None], _iqm, reps)
     return {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)),
             "iqm": float(point), "iqm_ci": [float(ci[0, 0]), float(ci[1, 0])]}
 
@@ -149,10 +149,11 @@ def read_references(path: Path = REFERENCE_SCORES) -> dict[str, dict[str, Any]]:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
-def _aggregate(groups: list[dict[str, Any]],
-               references: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _aggregate(groups: list[dict[str, Any]], references: dict[str, dict[str, Any]],
+               reps: int) -> dict[str, Any]:
     """Normalized scores across the tasks every variant has with a reference; IQM, mean,
-    optimality gap and their CIs per variant; probability of improvement per pair."""
+    optimality gap and their CIs per variant; probability of improvement per pair (CIs from
+    `reps` bootstrap draws)."""
     variants = sorted({g["variant"] for g in groups})
     tasks = sorted({g["env_id"] for g in groups if g["env_id"] in references})
     tasks = [t for t in tasks
@@ -172,7 +173,7 @@ def _aggregate(groups: list[dict[str, Any]],
         runs = min(len(c) for c in columns)  # a matrix needs as many runs on every task
         normalized[v] = np.stack([c[:runs] for c in columns], axis=1)  # (runs, tasks)
 
-    points, cis = _bootstrap(normalized, aggregates, REPS)
+    points, cis = _bootstrap(normalized, aggregates, reps)
     result: dict[str, Any] = {
         "tasks": tasks, "normalization": {t: references[t] for t in tasks},
         "variants": {v: {"runs": int(normalized[v].shape[0]),
@@ -186,7 +187,7 @@ def _aggregate(groups: list[dict[str, Any]],
     if len(variants) >= 2:
         pairs = {f"{x},{y}": [normalized[x], normalized[y]]
                  for x in variants for y in variants if x != y}
-        poi, poi_ci = _bootstrap(pairs, probability_of_improvement, REPS)
+        poi, poi_ci = _bootstrap(pairs, probability_of_improvement, reps)
         result["probability_of_improvement"] = {
             k: {"p": float(np.squeeze(poi[k])),
                 "ci": [float(np.squeeze(poi_ci[k][0])), float(np.squeeze(poi_ci[k][1]))]}
@@ -194,7 +195,10 @@ def _aggregate(groups: list[dict[str, Any]],
     return result
 
 
-def build_report(out: Path) -> tuple[dict[str, Any], list[TrialResult]]:
+def build_report(out: Path, config: ReportConfig | None = None
+                 ) -> tuple[dict[str, Any], list[TrialResult]]:
+    """The statistics of sweep directory `out` (report.json's content) and its trials."""
+    config = config or ReportConfig()
     results, score = load_results(out)
     groups = []
     for variant in sorted({r.variant for r in results}):
@@ -209,11 +213,12 @@ def build_report(out: Path) -> tuple[dict[str, Any], list[TrialResult]]:
                                                        if r.variant == variant and r.task == task
                                                        and r.score is None)}
             if done:
-                group |= group_stats([r.score for r in done if r.score is not None])
+                group |= group_stats([r.score for r in done if r.score is not None], config.reps)
             groups.append(group)
-    report = {"metric": score, "ci": CI_SIZE, "bootstrap_reps": REPS,
-              "groups": groups,
-              "aggregate": _aggregate([g for g in groups if g["returns"]], read_references())}
+    report = {"metric": score, "ci": CI_SIZE, "bootstrap_reps": config.reps,
+              "curve_bootstrap_reps": config.curve_reps, "groups": groups,
+              "aggregate": _aggregate([g for g in groups if g["returns"]], read_references(),
+                                      config.reps)}
     return report, results
 
 
@@ -278,7 +283,11 @@ def _curves(
     return np.asarray(steps), np.asarray([[r.curve[s] for s in steps] for r in runs])
 
 
-def write_figures(report: dict[str, Any], results: list[TrialResult], figures: Path) -> list[Path]:
+def write_figures(report: dict[str, Any], results: list[TrialResult], figures: Path
+                  ) -> list[Path]:
+    """The sample-efficiency curves and, with an aggregate, the performance profile and the
+    aggregate intervals, as PNGs in `figures` (curves and profile with report's
+    `curve_bootstrap_reps` draws)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -300,7 +309,8 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
                 continue
             steps, scores = found
 
-            points, cis = _bootstrap({"x": scores[:, None, :]}, iqm, CURVE_REPS)
+            points, cis = _bootstrap({"x": scores[:, None, :]}, iqm,
+                                     report["curve_bootstrap_reps"])
             line, = ax.plot(steps, points["x"], label=f"{variant} ({scores.shape[0]} seeds)")
             ax.fill_between(steps, cis["x"][0], cis["x"][1], alpha=0.2, color=line.get_color())
             drawn = True
@@ -325,7 +335,8 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
         normalized = {v: np.asarray(s) for v, s in agg["normalized_scores"].items()}
         taus = np.linspace(min(0.0, min(s.min() for s in normalized.values())),
                            max(1.0, max(s.max() for s in normalized.values())), 101)
-        profiles, profile_cis = rly.create_performance_profile(normalized, taus, reps=CURVE_REPS)
+        profiles, profile_cis = rly.create_performance_profile(
+            normalized, taus, reps=report["curve_bootstrap_reps"])
         fig, ax = plt.subplots(figsize=(6, 4))
         plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=profile_cis,
                                              ax=ax, xlabel=r"normalized score $\tau$",
@@ -351,9 +362,10 @@ def write_figures(report: dict[str, Any], results: list[TrialResult], figures: P
     return written
 
 
-def write_report(out: Path, json_path: Path | None = None) -> dict[str, Any]:
+def write_report(out: Path, config: ReportConfig, json_path: Path | None = None
+                 ) -> dict[str, Any]:
     """Write DIR/report.md, DIR/report.json (or `json_path` too) and DIR/figures/*.png."""
-    report, results = build_report(out)
+    report, results = build_report(out, config)
     report["figures"] = [str(p.relative_to(out))
                          for p in write_figures(report, results, out / "figures")]
     text = json.dumps(report, indent=1)

@@ -29,6 +29,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ import yaml
 from tqdm import tqdm
 
 from agents.checkpoint import list_checkpoints
-from training.config import ConfigError
+from training.config import ConfigError, apply_override
 from training.loop import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED, EXIT_INTERRUPTED, StopFlag
 from training.sweep_config import (
     SweepConfig,
@@ -89,11 +90,15 @@ def read_trials(out: Path) -> list[Trial]:
     return [Trial(**t) for t in json.loads(path.read_text())]
 
 
-def read_sweep(out: Path) -> SweepConfig:
+def read_sweep(out: Path, overrides: list[str] | None = None) -> SweepConfig:
+    """The sweep config of directory `out`, with `dotted.key=value` overrides (ConfigError)."""
     path = out / "sweep.yaml"
     if not path.is_file():
         raise ConfigError(f"{out} is not a sweep directory (no sweep.yaml)")
-    config: SweepConfig = build(SweepConfig, yaml.safe_load(path.read_text()))
+    data = yaml.safe_load(path.read_text())
+    for override in overrides or []:
+        apply_override(data, override)
+    config: SweepConfig = build(SweepConfig, data)
     return config
 
 
@@ -279,6 +284,23 @@ def _progress_callback(progress: SweepProgress) -> Any:
     return ProgressCallback()
 
 
+def check_address(address: str) -> None:
+    """Raise a one-line ConfigError unless `address` is `auto` or a `[ray://]host:port` that
+    accepts a connection (Ray itself would retry an unreachable one for minutes)."""
+    if address == "auto":
+        return  # Ray finds the cluster of this machine, or says there is none at once
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--address must be auto or host:port (e.g. 10.0.0.1:6379), "
+                          f"got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError(f"no Ray cluster answers at {address} ({e.strerror or e}): start one "
+                          "with `ray start --head`, or leave out --address for a local "
+                          "instance") from None
+
+
 def start_ray(address: str | None, cpus_per_trial: float) -> None:
     """Join the cluster at `address`, or start a private local instance sized to this machine."""
     import ray
@@ -342,7 +364,16 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
     if sweep.search is None and not todo:
         print(f"every trial of {out} has finished; writing the report", file=sys.stderr)
         return _finish(out, sweep)
-    start_ray(address, sweep.resources.cpus_per_trial)
+    try:
+        start_ray(address, sweep.resources.cpus_per_trial)
+    except ConnectionError as e:  # no cluster for `auto`; a cluster that wants a token
+        hint = ("" if address == "auto" else "; a cluster `ray start` made (Ray >= 2.59) wants "
+                "its token: set RAY_AUTH_MODE=token beside ~/.ray/auth_token, or run with "
+                "--address auto on its head node")
+        print(f"error: cannot join the Ray cluster at {address}: "
+              f"{str(e).splitlines()[0].rstrip('.')}{hint}; nothing ran: "
+              f"`python sweep.py --resume {out} --address ...` starts it", file=sys.stderr)
+        return EXIT_BAD_INPUT
     trainable: Any = make_trainable()
     kwargs: dict[str, Any] = {"sweep_dir": str(out), "cpus": sweep.resources.cpus_per_trial,
                               "metric": metric}
@@ -468,7 +499,7 @@ def _finish(out: Path, sweep: SweepConfig) -> int:
             message = json.loads(
                 (out / "trials" / t.name / "summary.json").read_text()).get("message", "")
             print(f"trial {t.name} failed: {message}", file=sys.stderr)
-    write_report(out)
+    write_report(out, sweep.report)
     print(f"report: {out / 'report.md'}", file=sys.stderr)
     if sweep.search is None and any(s not in ("completed", "failed") for s in statuses):
         return EXIT_INTERRUPTED

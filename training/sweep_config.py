@@ -14,6 +14,7 @@ anything starts.
     grid: {agent.lr: [3.0e-4, 1.0e-3]}
     resources: {cpus_per_trial: 1, gpus_per_trial: 0}
     max_failures: 2
+    report: {reps: 10000, curve_reps: 2000}
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from training.config import ConfigError, apply_override, build, load_config, rea
 
 # Distributions a search may sample a dotted key from (Ray Tune's names).
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "choice")
+# The fewest bootstrap draws a report takes: a 95% percentile interval's ends are then
+# the 3rd and 98th of 100 sorted draws.
+MIN_REPS = 100
 
 
 @dataclass
@@ -43,6 +47,21 @@ class ResourcesConfig:
             raise ValueError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             raise ValueError(f"gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
+
+
+@dataclass
+class ReportConfig:
+    # bootstrap draws of each group's IQM interval and of the across-task aggregates' intervals
+    # (rliable's `reps`); the report's time grows with them (`sweep.py --report DIR report.reps=N`)
+    reps: int = 10_000
+    # ... of the sample-efficiency curves' bands and the performance profile's
+    curve_reps: int = 2_000
+
+    def __post_init__(self) -> None:
+        for name in ("reps", "curve_reps"):
+            if getattr(self, name) < MIN_REPS:
+                raise ValueError(f"{name} must be >= {MIN_REPS} bootstrap draws, "
+                                 f"got {getattr(self, name)}")
 
 
 @dataclass
@@ -115,6 +134,8 @@ class SweepConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     # retries of a trial whose worker process died; each resumes from the trial's last checkpoint
     max_failures: int = 2
+    # the statistics of the report written at the end
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):

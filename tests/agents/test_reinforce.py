@@ -1,9 +1,11 @@
 """REINFORCE: reward-to-go and episode ends by hand, the learner's contract, exact resume."""
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import pytest
 import torch
 import yaml
@@ -101,16 +103,34 @@ def test_whole_episodes_scores_only_finished_episodes_with_a_leave_one_out_mean(
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("lr", 0.0, "lr must be > 0"),
-    ("rollout_steps", 0, "rollout_steps must be a positive integer"),
-    ("gamma", 1.5, "gamma must be in"),
-    ("max_grad_norm", -1.0, "max_grad_norm must be > 0"),
-    ("baseline", "mean", "whole_episodes must be true with baseline mean"),
+    ("lr", 0.0, "lr must be > 0, got 0.0"),
+    ("value_lr", -1e-3, "value_lr must be > 0, got -0.001"),
+    ("rollout_steps", 0, "rollout_steps must be a positive integer, got 0"),
+    ("value_steps", 0, "value_steps must be a positive integer, got 0"),
+    ("gamma", 1.5, "gamma must be in [0, 1], got 1.5"),
+    ("gamma", -0.1, "gamma must be in [0, 1], got -0.1"),
+    ("hidden_sizes", [64, 0], "hidden_sizes must be positive integers, got [64, 0]"),
+    ("entropy_coef", -0.01, "entropy_coef must be >= 0, got -0.01"),
+    ("max_grad_norm", 0.0, "max_grad_norm must be > 0 or null, got 0.0"),
+    ("baseline", "mean", "whole_episodes must be true with baseline mean: only a learned V can "
+                         "bootstrap the episodes the batch cuts (use baseline: value)"),
 ])
 def test_config_rejects_bad_values_with_one_line_naming_the_field(field: str, value: Any,
                                                                   message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         ReinforceConfig(**{field: value})
+
+
+@pytest.mark.parametrize("values", [
+    {"gamma": 0.0}, {"gamma": 1.0},  # myopic, and undiscounted episodic returns
+    {"hidden_sizes": [1]}, {"hidden_sizes": []},  # one unit; a linear policy
+    {"entropy_coef": 0.0}, {"max_grad_norm": None}, {"max_grad_norm": 1e-6},
+    {"rollout_steps": 1, "value_steps": 1},
+    {"baseline": "none", "whole_episodes": True},
+], ids=str)
+def test_config_accepts_the_ends_of_every_range(values: dict[str, Any]) -> None:
+    config = ReinforceConfig(**values)
+    assert all(getattr(config, k) == v for k, v in values.items())
 
 
 @pytest.mark.parametrize("path", sorted(REPO.glob("configs/reinforce_*.yaml")),
@@ -220,6 +240,42 @@ def test_a_batch_in_which_no_episode_ends_makes_no_whole_episode_update() -> Non
     learner = tiny_learner(baseline="none", whole_episodes=True)  # Pendulum episodes last 200 steps
     metrics = learner.advance(log=True)
     assert metrics["stats/scored_fraction"] == 0.0 and learner.agent.num_updates == 0
+
+
+@pytest.fixture
+def short_pendulum() -> Any:
+    """Registers `ShortPendulum-v<L>`: Pendulum truncated by its time limit after L steps."""
+    made = []
+
+    def register(length: int) -> str:
+        env_id = f"ShortPendulum-v{length}"
+        gym.register(env_id, entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv",
+                     max_episode_steps=length)
+        made.append(env_id)
+        return env_id
+
+    yield register
+    for env_id in made:
+        del gym.registry[env_id]
+
+
+@pytest.mark.parametrize(("episode_length", "rollout_steps", "scored", "updates"),
+                         [(2, 3, 2, 1), (1, 1, 1, 0), (1, 3, 3, 1)])
+def test_a_whole_episode_update_needs_at_least_two_scored_steps(
+        short_pendulum: Any, episode_length: int, rollout_steps: int, scored: int,
+        updates: int) -> None:
+    """One sub-env: an episode of L steps ends at steps L, 2L, ...; the steps after the last end
+    are not scored. Two scored steps are the fewest a leave-one-out mean (and an advantage's
+    spread) needs, and enough; one is skipped."""
+    config = ReinforceConfig(hidden_sizes=[8], rollout_steps=rollout_steps, baseline="mean",
+                             whole_episodes=True)
+    learner = ReinforceLearner(EnvConfig(short_pendulum(episode_length), 1), config, seed=0,
+                               device=CPU, eval_episodes=1, grad_variance_every=0)
+    metrics = learner.advance(log=True)
+    assert metrics["stats/scored_fraction"] == scored / rollout_steps
+    assert learner.agent.num_updates == updates
+    assert ("loss/actor" in metrics) == (updates == 1)
+    learner.close()
 
 
 def test_whole_episode_batches_score_the_finished_episodes() -> None:
@@ -444,6 +500,41 @@ def test_the_entropy_bonus_adds_its_pathwise_gradient_to_the_step() -> None:
     agent.update(batch, log=False)
     for p, p0, g in zip(params, before, expected, strict=True):
         torch.testing.assert_close(p.detach() - p0, 0.1 * g, rtol=1e-4, atol=1e-6)
+
+
+def test_the_diagnostic_figures_replayed_by_hand() -> None:
+    """Estimate k is the gradient of mean_i (G_i - b_i) log pi(a_i | s_i) over minibatch k, not
+    normalized (these are estimates of grad J), b = 0 for score_function; the minibatches are
+    torch.randint draws, score_function's repeats first; the reference is the whole batch's
+    estimate with b. Returns far from mean 0 / std 1, so a normalized advantage would show."""
+    from agents.policy_gradients import summarize
+    from agents.reinforce import reinforce_gradient_figures
+
+    torch.manual_seed(0)
+    actor = TanhSquashedActor(3, 2, [8])
+    params = list(actor.parameters())
+    g = torch.Generator().manual_seed(5)
+    obs, pre_squash = torch.randn(64, 3, generator=g), torch.randn(64, 2, generator=g)
+    returns = 5.0 + 3.0 * torch.randn(64, generator=g)
+    baseline = 4.0 + torch.randn(64, generator=g)
+
+    def by_hand(index: Tensor, with_baseline: bool) -> Tensor:  # (m,) -> (P,)
+        advantage = returns - baseline if with_baseline else returns
+        log_prob = actor(obs[index]).log_prob_pre_squash(pre_squash[index])
+        objective = (advantage[index] * log_prob).mean()
+        return torch.cat([d.reshape(-1) for d in torch.autograd.grad(objective, params)])
+
+    torch.manual_seed(7)
+    figures = reinforce_gradient_figures(actor, ScoredBatch(obs, pre_squash, returns, baseline),
+                                         8, 5)
+    torch.manual_seed(7)
+    draws = [torch.randint(64, (8,)) for _ in range(10)]
+    reference = by_hand(torch.arange(64), True)
+    for name, with_baseline, minibatches in (("score_function", False, draws[:5]),
+                                             ("score_function_baseline", True, draws[5:])):
+        expected = summarize(torch.stack([by_hand(i, with_baseline) for i in minibatches]),
+                             reference)
+        assert figures[name] == pytest.approx(expected, rel=1e-5), name
 
 
 def test_the_diagnostic_figures_use_the_batch_baseline_and_resample_minibatches() -> None:

@@ -12,6 +12,7 @@ from rliable import metrics
 
 import sweep as sweep_cli
 from training import report as report_module
+from training.sweep_config import ReportConfig
 
 RETURNS = {  # (variant, task) -> final eval return of seeds 0..7
     ("fast", "Hopper-v5"): [3100.0, 250.0, 2900.0, 3300.0, 1200.0, 2800.0, 3000.0, 900.0],
@@ -46,15 +47,8 @@ def make_sweep(out: Path) -> None:
     (out / "sweep.yaml").write_text("name: test\nruns: [x.yaml]\n")
 
 
-FEWER_REPS, FEWER_CURVE_REPS = 2000, 500
-
-
-@pytest.fixture(autouse=True)
-def fewer_bootstrap_draws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fewer bootstrap draws than a study's: the tests compare with rliable at the report's
-    count, or do not look at the intervals."""
-    monkeypatch.setattr(report_module, "REPS", FEWER_REPS)
-    monkeypatch.setattr(report_module, "CURVE_REPS", FEWER_CURVE_REPS)
+# Fewer bootstrap draws than a study's (the tests compare with rliable at the report's count)
+FEWER = ReportConfig(reps=2000, curve_reps=500)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +57,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     make_sweep(out)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(report_module, "read_references", lambda path=None: REFERENCES)
-        patch.setattr(report_module, "REPS", FEWER_REPS)
-        patch.setattr(report_module, "CURVE_REPS", FEWER_CURVE_REPS)
-        assert sweep_cli.main(["--report", str(out), "--json", str(out / "copy.json")]) == 0
+        assert sweep_cli.main(["--report", str(out), "--json", str(out / "copy.json"),
+                               f"report.reps={FEWER.reps}",
+                               f"report.curve_reps={FEWER.curve_reps}"]) == 0
     return out, json.loads((out / "report.json").read_text())
 
 
@@ -74,6 +68,7 @@ def test_each_group_has_its_seeds_returns_and_iqm_as_scipy_and_rliable_compute_t
 ) -> None:
     out, report = written
     assert report["metric"] == "eval_return_mean"
+    assert (report["bootstrap_reps"], report["curve_bootstrap_reps"]) == (2000, 500)  # the CLI's
     assert len(report["groups"]) == 4
     for group in report["groups"]:
         x = np.asarray(RETURNS[(group["variant"], group["env_id"])])
@@ -148,7 +143,7 @@ def test_a_reference_run_made_reportable_joins_the_report_by_its_summary(tmp_pat
                                                         "env_id": "Hopper-v5",
                                                         "eval_return_mean": 1234.5,
                                                         "impl": "sb3", "variant": "sb3"}))
-    report, _ = report_module.build_report(tmp_path)
+    report, _ = report_module.build_report(tmp_path, FEWER)
     (group,) = [g for g in report["groups"] if g["variant"] == "sb3"]
     assert (group["env_id"], group["seeds"], group["returns"]) == ("Hopper-v5", [0], [1234.5])
 
@@ -177,9 +172,17 @@ def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
         return plot(self, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+    bands: list[tuple[list[float], list[float]]] = []
+    fill_between = matplotlib.axes.Axes.fill_between
+
+    def recording_fill_between(self, x, low, high, **kwargs):  # type: ignore[no-untyped-def]
+        bands.append((list(low), list(high)))
+        return fill_between(self, x, low, high, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", recording_fill_between)
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "sample_efficiency_Ant-v5.png").write_bytes(b"an older report's")
-    report, results = report_module.build_report(tmp_path)
+    report, results = report_module.build_report(tmp_path, ReportConfig(reps=100, curve_reps=300))
     figures = report_module.write_figures(report, results, tmp_path / "figures")
     assert sorted(figures) == sorted((tmp_path / "figures").glob("*.png"))
     names = {p.name for p in figures}
@@ -188,3 +191,12 @@ def test_a_published_curve_is_drawn_beside_our_runs_and_never_alone(
     assert drawn.count(("published mean", published["returns"])) == 1  # Hopper's figure only
     ours = [values for label, values in drawn if label.startswith("fast (")]  # "fast (8 seeds)"
     assert [len(values) for values in ours] == [3, 3]  # every completed seed's whole curve
+    # the first band (fast on Hopper): rliable's per-step IQM interval at curve_reps draws
+    curves = np.array([[final * f for f in (0.25, 0.5, 1.0)]
+                       for final in RETURNS[("fast", "Hopper-v5")]])  # (seeds, steps)
+    np.random.seed(0)  # rliable also draws from numpy's global RNG
+    _, ci = rly.get_interval_estimates(
+        {"g": curves[:, None, :]},
+        lambda s: np.array([metrics.aggregate_iqm(s[..., i]) for i in range(s.shape[-1])]),
+        reps=300, random_state=np.random.RandomState(0))
+    assert bands[0] == (pytest.approx(ci["g"][0]), pytest.approx(ci["g"][1]))

@@ -22,11 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {"total_steps": 1200, "agent.learning_starts": 100, "agent.compile": False,
         "agent.hidden_sizes": [32, 32], "agent.batch_size": 32, "eval.every": 400,
         "eval.episodes": 1, "checkpoint.every": 300, "log.every": 100, "wandb.mode": "disabled"}
+# The fewest bootstrap draws a report takes (its intervals are tested in test_report.py)
+QUICK_REPORT = {"reps": 100, "curve_reps": 100}
 
 
 def write_sweep(path: Path, name: str, **fields: object) -> Path:
     config = {"name": name, "runs": [str(REPO / "configs" / "sac_pendulum.yaml")], "seeds": [0],
-              "overrides": TINY, **fields}
+              "overrides": TINY, "report": QUICK_REPORT, **fields}
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -121,6 +123,7 @@ def test_a_trial_keeps_the_train_py_contract_with_its_threads_and_wandb_group(
     assert [r["global_step"] for r in rows if "loss/critic" in r] == list(range(200, 1201, 100))
     assert [r["global_step"] for r in rows if "eval/return_mean" in r] == [400, 800, 1200]
     report = json.loads((two_seeds / "out" / "report.json").read_text())
+    assert (report["bootstrap_reps"], report["curve_bootstrap_reps"]) == (100, 100)  # the sweep's
     (group,) = report["groups"]
     assert group["seeds"] == [0, 1]
     assert group["returns"] == [

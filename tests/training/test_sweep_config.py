@@ -1,6 +1,10 @@
 """Sweep configs: what trials a sweep is made of, and bad input refused with one line, exit 2,
 before anything starts (no Ray instance is needed for any of this)."""
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,6 +88,8 @@ def test_grid_keys_sharing_a_last_part_are_named_in_full(tmp_path: Path) -> None
     ({"search": {"distributions": {"agent.lrr": {"uniform": [0.1, 0.5]}}}},
      "unknown key 'agent.lrr'"),
     ({"name": "a b"}, "name must be letters, digits"),
+    ({"report": {"reps": 99}}, "report.reps must be >= 100 bootstrap draws, got 99"),
+    ({"report": {"curve_reps": 2.5}}, "report.curve_reps must be an integer"),
 ])
 def test_a_malformed_sweep_config_exits_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict, message: str
@@ -105,6 +111,83 @@ def test_a_sweep_refuses_a_non_empty_directory_and_resume_needs_a_sweep(
     assert "is not empty; continue it with --resume" in capsys.readouterr().err
     assert sweep_cli.main(["--resume", str(tmp_path / "out")]) == 2
     assert "is not a sweep directory (no sweep.yaml)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--resume", "DIR", "seeds=[1]"], "overrides go with --config"),
+    (["--resume", "DIR", "--out", "elsewhere"], "--out goes with --config"),
+    (["--report", "DIR", "seeds=[1]"], "with --report, overrides may set report.* only"),
+    (["--report", "DIR", "report.reps=10"], "report.reps must be >= 100 bootstrap draws, got 10"),
+    (["--report", "DIR", "report.repz=1000"], "unknown key 'report.repz' (did you mean 'reps'?)"),
+    (["--report", "DIR", "--address", "auto"], "--address goes with --config or --resume"),
+    (["--resume", "DIR", "--address", "head-node"], "--address must be auto or host:port"),
+])
+def test_resume_and_report_refuse_what_does_not_apply_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """--resume continues a sweep as it was configured; --report may change only the report's
+    own settings. Exit 2 (argparse's, or ours), one line, and the directory untouched."""
+    sweep_dir = tmp_path / "done"
+    sweep_dir.mkdir()
+    (sweep_dir / "sweep.yaml").write_text(write(tmp_path).read_text())
+    argv = [str(sweep_dir) if a == "DIR" else a for a in argv]
+    try:
+        code: int | str | None = sweep_cli.main(argv)
+    except SystemExit as e:  # argparse's usage error
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # argparse's usage line comes before it
+    assert "error: " in last and message in last, err
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["sweep.yaml"]
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("10.0.0.1", "--address must be auto or host:port (e.g. 10.0.0.1:6379), got '10.0.0.1'"),
+    ("host:port", "--address must be auto or host:port"),
+    (":6379", "--address must be auto or host:port"),
+    ("127.0.0.1:CLOSED", "no Ray cluster answers at 127.0.0.1:CLOSED (Connection refused): "
+                         "start one with `ray start --head`"),
+    ("ray://127.0.0.1:CLOSED", "no Ray cluster answers at ray://127.0.0.1:CLOSED"),
+])
+def test_an_address_that_names_no_reachable_cluster_exits_2_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], address: str, message: str
+) -> None:
+    """Ray would retry an unreachable address for minutes: sweep.py tries one TCP connection
+    and refuses in one line."""
+    port = str(closed_port())
+    address, message = address.replace("CLOSED", port), message.replace("CLOSED", port)
+    argv = ["--config", str(write(tmp_path)), "--out", str(tmp_path / "out"), "--address", address]
+    assert sweep_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_address_auto_without_a_cluster_exits_2_and_the_sweep_can_be_resumed(
+    tmp_path: Path
+) -> None:
+    """`auto` finds this machine's cluster through Ray's temp dir (RAY_TMPDIR): an empty one has
+    none. The sweep directory is written, no trial ran, and --resume can start it later."""
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "sweep.py"), "--config", str(write(tmp_path)), "--out",
+         str(out), "--address", "auto"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "RAY_TMPDIR": str(tmp_path / "no-ray")})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: cannot join the Ray cluster at auto: Could not find "
+                                    "any running Ray instance"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"python sweep.py --resume {out} --address" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "sweep.yaml", "trials.json"]
 
 
 def test_threads_auto_follows_omp_num_threads_else_the_cpus_of_this_process(
