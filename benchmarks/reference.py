@@ -27,6 +27,7 @@ from training.config import ConfigError, SACRunConfig, load_config
 
 if TYPE_CHECKING:
     from stable_baselines3 import SAC
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 
 def load_sac_config(path: Path, overrides: list[str]) -> SACRunConfig:
@@ -57,16 +58,28 @@ def rescaled_env(env_id: str) -> gym.Env:
 LIBRARIES = {"sb3": "stable_baselines3", "sbx": "sbx"}
 
 
+def without_log_folder(model: BaseAlgorithm) -> BaseAlgorithm:
+    """`model` with a logger that writes nowhere: SB3's default one makes an empty
+    /tmp/SB3-<time> folder at every learn()."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def sb3_sac(cfg: SACRunConfig, device: str, impl: str = "sb3") -> SAC:
     """SB3's (or sbx's) SAC on `cfg.env.id` with our lr, buffer, learning_starts, batch, tau,
     gamma, train_freq, gradient_steps, entropy tuning, hidden sizes and seed."""
     SAC = import_module(LIBRARIES[impl]).SAC
     a = cfg.agent
-    return SAC("MlpPolicy", rescaled_env(cfg.env.id), learning_rate=a.lr, buffer_size=a.buffer_size,
-               learning_starts=a.learning_starts, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma,
-               train_freq=a.train_freq, gradient_steps=a.gradient_steps,
-               ent_coef=f"auto_{a.init_alpha}" if a.autotune_alpha else a.init_alpha,
-               policy_kwargs={"net_arch": list(a.hidden_sizes)}, seed=cfg.seed, device=device)
+    model = SAC("MlpPolicy", rescaled_env(cfg.env.id), learning_rate=a.lr,
+                buffer_size=a.buffer_size, learning_starts=a.learning_starts,
+                batch_size=a.batch_size, tau=a.tau, gamma=a.gamma, train_freq=a.train_freq,
+                gradient_steps=a.gradient_steps,
+                ent_coef=f"auto_{a.init_alpha}" if a.autotune_alpha else a.init_alpha,
+                policy_kwargs={"net_arch": list(a.hidden_sizes)}, seed=cfg.seed, device=device)
+    without_log_folder(model)
+    return model
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int,
             threads: int) -> dict[str, Any]:
     import numpy as np
     import torch
-    from reference import rescaled_env
+    from reference import rescaled_env, without_log_folder
     from stable_baselines3 import A2C
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -124,6 +124,7 @@ def run_sb3(config: Path, steps: int, seed: int, eval_episodes: int,
                 normalize_advantage=a.normalize_advantage, use_rms_prop=False,
                 policy_kwargs={"net_arch": list(a.hidden_sizes), "activation_fn": torch.nn.ReLU},
                 seed=seed, device="cpu")
+    without_log_folder(model)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - start

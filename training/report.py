@@ -7,7 +7,8 @@ CI. Across tasks, scores are normalized `(score - random) / (reference - random)
 numbers in training/reference_scores.yaml (each with its source); per variant the IQM, mean and
 optimality gap of the normalized scores with CIs, and for two or more variants the probability
 of improvement. Figures: sample-efficiency curves (IQM over seeds against steps, CI band) per
-task, the performance profile, and the aggregate intervals.
+task, the performance profile, and the aggregate intervals. The bootstrap draws are the
+sweep's `report` settings (training.sweep_config.ReportConfig): the report's time grows with them.
 
 Trials are those of DIR/trials.json plus any other run directory under DIR/trials/ whose
 summary.json names its `variant` (reference runs made reportable, e.g. stable-baselines3's).
@@ -286,7 +287,7 @@ def _curves(
 def write_figures(report: dict[str, Any], results: list[TrialResult], figures: Path
                   ) -> list[Path]:
     """The sample-efficiency curves and, with an aggregate, the performance profile and the
-    aggregate intervals, as PNGs in `figures` (curves and profile with report's
+    aggregate intervals, as PNGs in `figures` (curves and profile with the report's
     `curve_bootstrap_reps` draws)."""
     import matplotlib
 

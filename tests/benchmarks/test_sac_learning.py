@@ -2,6 +2,7 @@
 the sweep report reads."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,10 @@ def test_sb3_runs_are_reportable_beside_a_sweeps_trials(tmp_path: Path) -> None:
          "--config", str(REPO / "configs" / "sac_pendulum.yaml"), "--steps", "450", "--seeds", "0",
          "--impl", "sb3", "--eval-episodes", "1", "--eval-every", "200",
          "--trials-dir", str(trials)],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
+    assert not list(tmp_path.glob("SB3-*"))  # SB3's default logger's empty folder: not made
     run = trials / "sb3-Pendulum-v1-s0"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     # train.py's schedule: every 200, then the end
