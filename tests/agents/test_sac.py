@@ -4,7 +4,9 @@ import copy
 import io
 import math
 import re
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -387,6 +389,37 @@ def test_a_failing_compile_warns_once_and_runs_eagerly(monkeypatch: pytest.Monke
     assert_same_agents(fallen_back, eager)
 
 
+def affine(x: float, *, scale: float) -> float:
+    return scale * x
+
+
+def test_a_compiled_function_gets_every_argument_whether_compiled_or_fallen_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyword arguments reach the compiled function (no fallback warning) and the eager one;
+    an error without a message still gives a one-line warning, at the caller's line."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)  # "compiled": fn itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sac.compile_or_eager(affine)(2.0, scale=3.0) == 6.0
+
+    def broken_compile(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError()  # no message at all
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    call = sac.compile_or_eager(affine)
+    with pytest.warns(RuntimeWarning) as warned:
+        assert call(2.0, scale=3.0) == 6.0
+    (warning,) = warned
+    assert str(warning.message) == ("torch.compile of affine failed (RuntimeError: ); running it "
+                                    "eagerly")
+    assert warning.filename == __file__  # stacklevel: the line that called it, not sac.py
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert call(1.0, scale=5.0) == 5.0  # eager from then on, without another warning
+
+
 def test_update_logs_namespaced_floats_only_when_asked() -> None:
     torch.manual_seed(0)
     agent = SAC(3, 1, SACConfig(**TINY), CPU)
@@ -507,12 +540,34 @@ def test_fixed_alpha_stays_at_init_alpha() -> None:
         ("hidden_sizes", [256, 0], r"hidden_sizes must be positive integers, got \[256, 0\]"),
         ("target_entropy", math.inf, "target_entropy must be a finite number or null, got inf"),
         ("backprop", "numeric", "backprop must be one of explicit, autograd, got 'numeric'"),
+        ("buffer_size", 0, "buffer_size must be a positive integer, got 0"),
+        ("train_freq", 0, "train_freq must be a positive integer, got 0"),
+        ("gradient_steps", 0, "gradient_steps must be a positive integer, got 0"),
+        ("num_critics", 0, "num_critics must be a positive integer, got 0"),
+        ("gamma", -0.5, r"gamma must be in \[0, 1\], got -0.5"),
+        ("tau", 1.5, r"tau must be in \(0, 1\], got 1.5"),
+        ("init_alpha", 0.0, "init_alpha must be > 0, got 0.0"),
+        ("target_entropy", math.nan, "target_entropy must be a finite number or null, got nan"),
     ],
 )
 def test_config_range_checks_name_the_field_and_the_allowed_range(field: str, value: Any,
                                                                   message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         SACConfig(**{field: value})
+
+
+@pytest.mark.parametrize("values", [
+    {"learning_starts": 0},  # the policy acts from the first step
+    {"gamma": 0.0}, {"gamma": 1.0},
+    {"tau": 1.0},  # the targets copied at every update
+    {"hidden_sizes": [1]}, {"hidden_sizes": []},
+    {"init_alpha": 1e-8}, {"target_entropy": None}, {"target_entropy": -6.0},
+    {"batch_size": 1, "buffer_size": 1, "train_freq": 1, "gradient_steps": 1, "num_critics": 1},
+    {"compile": True, "backprop": "explicit"},
+], ids=str)
+def test_config_accepts_the_ends_of_every_range(values: dict[str, Any]) -> None:
+    config = SACConfig(**values)
+    assert all(getattr(config, k) == v for k, v in values.items())
 
 
 @pytest.mark.parametrize("compile_", [True, False])
@@ -525,7 +580,8 @@ def test_the_gradient_functions_are_compiled_only_when_asked(
 
 
 def test_compile_needs_the_explicit_gradients() -> None:
-    with pytest.raises(ValueError, match=r"^compile: true needs backprop: explicit"):
+    with pytest.raises(ValueError, match=r"^compile: true needs backprop: explicit \(compiling "
+                                         r"the autograd losses was slower\)$"):
         SACConfig(compile=True, backprop="autograd")
 
 
@@ -602,6 +658,27 @@ def test_advance_logs_losses_and_episode_figures_and_evaluate_the_eval_keys() ->
                                "eval/episodes"}
     assert evaluation["eval/episodes"] == 1.0 and evaluation["eval/length_mean"] == 200.0
     assert sac.summary() == {"env_id": "Pendulum-v1"} and sac.write_figures(None) == []  # type: ignore[arg-type]
+
+
+def test_the_learner_builds_its_task_and_agent_as_asked(tmp_path: Path) -> None:
+    """No gradient diagnostics unless asked; when asked, at the learner's seed and interval;
+    evaluations filmed into video_dir named by the step; the env loop's profiler labels under
+    sac/ (benchmarks/sac_throughput.py reads them by name)."""
+    assert learner().agent.grad_diagnostics.every == 0  # grad_variance_every's default
+    sac = SACLearner(EnvConfig("Pendulum-v1", 1), SACConfig(**{**TINY, "learning_starts": 5}),
+                     seed=3, device=CPU, eval_episodes=1, grad_variance_every=4,
+                     video_dir=tmp_path)
+    diagnostics = sac.agent.grad_diagnostics
+    assert (diagnostics.every, diagnostics.seed, diagnostics.device) == (4, 3, CPU)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(8):
+            sac.advance(log=False)
+    labels = {event.key for event in prof.key_averages() if event.key.startswith("sac/")}
+    assert {"sac/act", "sac/env_step", "sac/sample"} <= labels
+    sac.evaluate()
+    video = sac.pop_video()
+    assert video == tmp_path / "step_8.mp4" and video.stat().st_size > 0
+    sac.close()
 
 
 def test_learner_rejects_what_it_cannot_run() -> None:
