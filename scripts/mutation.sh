@@ -48,6 +48,26 @@ if [[ -n "${MUTATION_REV:-}" ]]; then
 else  # the working tree as it is (tracked and untracked-but-not-ignored files), over the last copy
   git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work"
 fi
+# mutmut 3 leaves decorated functions unmutated; in the copy, `@torch.no_grad()` becomes the same
+# wrapper applied by assignment after the function (`f = torch.no_grad()(f)`), so they are mutated.
+python - "$work/$module" <<'NOGRAD'
+import ast
+import sys
+from pathlib import Path
+
+path = Path(sys.argv[1])
+lines = path.read_text().splitlines(keepends=True)
+edits = []  # (decorator line index, line index after the function, indent, name)
+for node in ast.walk(ast.parse("".join(lines))):
+    if (isinstance(node, ast.FunctionDef) and len(node.decorator_list) == 1
+            and ast.unparse(node.decorator_list[0]) == "torch.no_grad()"):
+        edits.append((node.decorator_list[0].lineno - 1, node.end_lineno, node.col_offset,
+                      node.name))
+for decorator_line, end, indent, name in sorted(edits, reverse=True):
+    lines.insert(end, f"{' ' * indent}{name} = torch.no_grad()({name})\n")
+    del lines[decorator_line]
+path.write_text("".join(lines))
+NOGRAD
 tests=("$@")
 if [[ ${#tests[@]} -eq 0 ]]; then
   mapfile -t tests < <(cd "$work" && grep -rlE "(from|import) ${dotted//./\\.}( |$)" tests --include='test_*.py' | sort)

@@ -1,6 +1,7 @@
 """REINFORCE: reward-to-go and episode ends by hand, the learner's contract, exact resume."""
 
 import io
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -278,13 +279,33 @@ def test_a_whole_episode_update_needs_at_least_two_scored_steps(
     learner.close()
 
 
-def test_whole_episode_batches_score_the_finished_episodes() -> None:
+def test_a_rollout_of_a_float64_env_holds_float32_tensors_and_refuses_zero_steps() -> None:
+    """MuJoCo observations and rewards are float64; the rollout and the observation to continue
+    from are float32 (the networks' dtype), the episode-end flags bool."""
+    from agents.rollout import collect_rollout
+
     torch.manual_seed(0)
-    learner = tiny_learner(env_id="InvertedPendulum-v5", baseline="mean", whole_episodes=True,
+    learner = tiny_learner(env_id="InvertedPendulum-v5")
+    task = learner.task
+    rollout, obs = collect_rollout(task.env, learner.agent.actor, task.obs, 5, task.episodes)
+    assert {name: (value.dtype, tuple(value.shape)) for name, value in vars(rollout).items()} == {
+        "obs": (torch.float32, (5, 2, 4)), "next_obs": (torch.float32, (5, 2, 4)),
+        "pre_squash": (torch.float32, (5, 2, 1)), "reward": (torch.float32, (5, 2)),
+        "terminated": (torch.bool, (5, 2)), "truncated": (torch.bool, (5, 2))}
+    assert obs.dtype == torch.float32 and obs.shape == (2, 4)
+    with pytest.raises(ValueError, match=r"^num_steps must be >= 1, got 0$"):
+        collect_rollout(task.env, learner.agent.actor, obs, 0, task.episodes)
+    learner.close()
+
+
+@pytest.mark.parametrize("baseline", ["mean", "none"])
+def test_whole_episode_batches_score_the_finished_episodes(baseline: str) -> None:
+    torch.manual_seed(0)
+    learner = tiny_learner(env_id="InvertedPendulum-v5", baseline=baseline, whole_episodes=True,
                            entropy_coef=0.01)
     metrics = learner.advance(log=True)  # a random policy falls within a few dozen steps
     assert 0.0 < metrics["stats/scored_fraction"] < 1.0 and learner.agent.num_updates == 1
-    assert "train/episode_return" in metrics
+    assert "train/episode_return" in metrics and math.isfinite(metrics["loss/actor"])
 
 
 def test_gradient_diagnostics_are_logged_and_do_not_change_training() -> None:

@@ -96,6 +96,19 @@ def test_single_sample_iwae_is_the_monte_carlo_log_weight_of_the_same_noise() ->
     torch.testing.assert_close(bounds["elbo"], log_lik[0] - bounds["kl"])
 
 
+def test_iwae_of_k_samples_is_the_log_mean_of_their_weights_for_the_same_noise() -> None:
+    """IWAE_K = log (1/K) sum_k w_k (Burda et al. 2016, eq. 8), replayed by hand for K = 4, the
+    mean taken after shifting by the largest log weight."""
+    model, x = tiny_vae()
+    torch.manual_seed(2)
+    bounds = evaluation_bounds(model, x, num_samples=4)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        _, log_weight = hand_log_weights(model, x, torch.randn(4, 3, 2))  # (K, B)
+    top = log_weight.max(0).values  # (B,)
+    torch.testing.assert_close(bounds["iwae"], top + (log_weight - top).exp().mean(0).log())
+
+
 def test_iwae_is_at_least_the_elbo_and_rises_with_k() -> None:
     model, x = tiny_vae()
     repeats = 1000
