@@ -367,6 +367,8 @@ def run(sweep: SweepConfig, trials: list[Trial], out: Path, address: str | None)
     try:
         start_ray(address, sweep.resources.cpus_per_trial)
     except ConnectionError as e:  # no cluster for `auto`; a cluster that wants a token
+        if not address:
+            raise  # a private instance that did not start is no input problem
         hint = ("" if address == "auto" else "; a cluster `ray start` made (Ray >= 2.59) wants "
                 "its token: set RAY_AUTH_MODE=token beside ~/.ray/auth_token, or run with "
                 "--address auto on its head node")
