@@ -46,7 +46,6 @@ class TanhSquashedActor(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int],
                  distribution: LocationScaleFamily = "normal") -> None:
         super().__init__()
-        self.act_dim = act_dim
         location_scale_family(distribution)  # a one-line ValueError for an unknown name
         self.family = distribution
         self.net = mlp(obs_dim, hidden_sizes, 2 * act_dim)

@@ -43,3 +43,25 @@ def test_bound_log_std_grad_is_the_derivative_of_the_bound() -> None:
     raw = torch.linspace(-6.0, 6.0, 25, requires_grad=True)
     (want,) = torch.autograd.grad(TanhSquashedActor.bound_log_std(raw).sum(), [raw])
     torch.testing.assert_close(TanhSquashedActor.bound_log_std_grad(raw.detach()), want)
+
+
+def test_any_leading_dims_act_row_by_row_with_three_action_dims() -> None:
+    """(T, N, obs_dim) gives the policies of the T*N rows; loc is the first A = 3 of the 2A
+    outputs, also in `mode` (2 action dims would not tell the first half from the first third)."""
+    torch.manual_seed(0)
+    actor = TanhSquashedActor(obs_dim=3, act_dim=3, hidden_sizes=[16])
+    obs = torch.randn(2, 4, 3)
+    dist, flat = actor(obs), actor(obs.reshape(8, 3))
+    torch.testing.assert_close(dist.loc, flat.loc.reshape(2, 4, 3))
+    torch.testing.assert_close(dist.scale, flat.scale.reshape(2, 4, 3))
+    torch.testing.assert_close(dist.loc, actor.net(obs)[..., :3])
+    torch.testing.assert_close(actor.mode(obs), torch.tanh(actor.net(obs)[..., :3]))
+    assert actor.act(obs, deterministic=True).shape == (2, 4, 3)
+
+
+def test_the_action_bounds_are_buffers_outside_the_state_dict() -> None:
+    """action_scale and action_bias move with the module but are not saved: a checkpoint holds
+    the network only, and agents.load_policy sets the bounds of the task it acts in."""
+    actor = TanhSquashedActor(obs_dim=3, act_dim=2, hidden_sizes=[16])
+    assert {name for name, _ in actor.named_buffers()} == {"action_scale", "action_bias"}
+    assert set(actor.state_dict()) == {name for name, _ in actor.named_parameters()}
