@@ -53,9 +53,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--out goes with --config; --resume and --report take the sweep's own DIR")
     if args.resume and args.overrides:
         parser.error("overrides go with --config (--resume continues the sweep as configured)")
-    if args.report and any(not o.startswith("report.") for o in args.overrides):
+    not_report = [o for o in args.overrides if not o.startswith("report.")]
+    if args.report and not_report:
         parser.error("with --report, overrides may set report.* only (e.g. report.reps=1000); "
-                     f"got {' '.join(o for o in args.overrides if not o.startswith('report.'))}")
+                     f"got {' '.join(not_report)}")
     if args.address and args.report:
         parser.error("--address goes with --config or --resume (--report runs no trials)")
     if args.json and not args.report:

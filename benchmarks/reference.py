@@ -58,13 +58,12 @@ def rescaled_env(env_id: str) -> gym.Env:
 LIBRARIES = {"sb3": "stable_baselines3", "sbx": "sbx"}
 
 
-def without_log_folder(model: BaseAlgorithm) -> BaseAlgorithm:
-    """`model` with a logger that writes nowhere: SB3's default one makes an empty
+def without_log_folder(model: BaseAlgorithm) -> None:
+    """Give `model` a logger that writes nowhere: SB3's default one makes an empty
     /tmp/SB3-<time> folder at every learn()."""
     from stable_baselines3.common.logger import Logger
 
     model.set_logger(Logger(folder=None, output_formats=[]))
-    return model
 
 
 def sb3_sac(cfg: SACRunConfig, device: str, impl: str = "sb3") -> SAC:

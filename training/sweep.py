@@ -40,15 +40,15 @@ import yaml
 from tqdm import tqdm
 
 from agents.checkpoint import list_checkpoints
-from training.config import ConfigError, apply_override
+from training.config import ConfigError
 from training.loop import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED, EXIT_INTERRUPTED, StopFlag
 from training.sweep_config import (
     SweepConfig,
     Trial,
-    build,
     check_search,
     cpus_to_threads,
     expand,
+    load_sweep_config,
     resolve_trial,
     search_space,
     task_of,
@@ -95,11 +95,7 @@ def read_sweep(out: Path, overrides: list[str] | None = None) -> SweepConfig:
     path = out / "sweep.yaml"
     if not path.is_file():
         raise ConfigError(f"{out} is not a sweep directory (no sweep.yaml)")
-    data = yaml.safe_load(path.read_text())
-    for override in overrides or []:
-        apply_override(data, override)
-    config: SweepConfig = build(SweepConfig, data)
-    return config
+    return load_sweep_config(path, overrides or [])
 
 
 # ---------------------------------------------------------------- one trial in a Ray worker
