@@ -190,6 +190,17 @@ def test_address_auto_without_a_cluster_exits_2_and_the_sweep_can_be_resumed(
     assert sorted(p.name for p in out.iterdir()) == [".lock", "sweep.yaml", "trials.json"]
 
 
+def test_a_sweep_directory_whose_sweep_yaml_is_not_yaml_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sweep.yaml").write_text("name: [unclosed\n")
+    for argv in (["--resume", str(tmp_path)], ["--report", str(tmp_path)]):
+        assert sweep_cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot parse {tmp_path / 'sweep.yaml'} at line 2")
+        assert err.count("\n") == 1, err
+
+
 def test_threads_auto_follows_omp_num_threads_else_the_cpus_of_this_process(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
